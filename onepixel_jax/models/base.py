@@ -1,0 +1,59 @@
+"""The Model object the attack engine consumes: a module, its weights and a
+pure, jittable ``apply(variables, images_uint8) -> probabilities``."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A trained classifier on raw pixels.
+
+  Attributes:
+    name: registry name ("allconv", "nin", "vgg16").
+    module: the Flax linen module; ``module.apply(variables, images, train)``
+      returns logits.
+    variables: ``{'params': ..., 'batch_stats': ...}`` of float32 arrays.
+    class_names: label names, index = class id.
+    input_size: (H, W) the module expects.
+  """
+  name: str
+  module: nn.Module
+  variables: Any
+  class_names: tuple[str, ...]
+  input_size: tuple[int, int]
+
+  def logits(self, variables, images) -> jnp.ndarray:
+    """Pure: uint8[N, H, W, 3] -> float32[N, C] logits (eval mode)."""
+    return self.module.apply(variables, images, train=False).astype(jnp.float32)
+
+  def apply(self, variables, images) -> jnp.ndarray:
+    """Pure, jittable: uint8[N, H, W, 3] -> float32[N, C] softmax probabilities.
+
+    ``variables`` is an explicit argument so callers that jit this keep the
+    weights as inputs rather than baking them into the compiled program.
+    """
+    return jax.nn.softmax(self.logits(variables, images), axis=-1)
+
+  @functools.cached_property
+  def _jit_apply(self):
+    return jax.jit(self.apply)
+
+  def predict(self, images) -> jnp.ndarray:
+    """uint8[N, H, W, 3] (NumPy or JAX) -> float32[N, C] probabilities.
+
+    Compiled once per input shape; ``self.variables`` are passed as arguments.
+    """
+    return self._jit_apply(self.variables, jnp.asarray(np.asarray(images)))
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)

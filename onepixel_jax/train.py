@@ -1,0 +1,407 @@
+"""Training library for the CIFAR-10 networks (flax examples style).
+
+``train_and_evaluate(config, workdir)`` trains ``config.model`` on the
+CIFAR-10 training split minus a held-out validation split (``config.num_val``
+images taken from the *training* set with a fixed seed), evaluates on the
+validation split after every epoch, and touches the test split only once, at
+the end. Everything random derives from one ``PRNGKey(config.seed)`` split
+once into init / data / step keys; the step key is ``fold_in(key, step)`` and
+the batch order of epoch ``e`` is ``permutation(fold_in(data_key, e))``, so a
+run killed and resumed from its last checkpoint (``workdir/checkpoints``,
+orbax) continues exactly as an uninterrupted one. Per-epoch metrics are
+appended to ``workdir/metrics.jsonl``; the final test numbers go to
+``workdir/final.json``, and with ``config.export_path`` set the weights are
+exported through :func:`onepixel_jax.models.save_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from tqdm import tqdm
+
+from onepixel_jax import data as data_lib
+from onepixel_jax import models
+
+
+# sha256 of ../shared/data/cifar10-jpeg.tar.gz (see shared/data/README.md).
+SHARED_TARBALL_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+# ---------------------------------------------------------------- pure parts
+
+def augment(rng: jax.Array, images: jnp.ndarray, pad: int = 4) -> jnp.ndarray:
+  """Random crop with ``pad``-pixel zero padding and random horizontal flip.
+
+  images: uint8[N, H, W, C] -> uint8[N, H, W, C].
+  """
+  n, h, w, c = images.shape
+  if pad == 0:
+    padded = images
+  else:
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  k_crop, k_flip = jax.random.split(rng)
+  offs = jax.random.randint(k_crop, (n, 2), 0, 2 * pad + 1)
+  crop = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c)))
+  out = crop(padded, offs)
+  flip = jax.random.bernoulli(k_flip, 0.5, (n,))
+  return jnp.where(flip[:, None, None, None], out[:, :, ::-1, :], out)
+
+
+def make_schedule(config, steps_per_epoch: int):
+  """Linear warm-up to ``learning_rate`` then cosine decay to 0 (one cycle)."""
+  total = max(1, config.num_epochs * steps_per_epoch)
+  warmup = max(1, int(config.warmup_fraction * total))
+  return optax.warmup_cosine_decay_schedule(
+      init_value=config.learning_rate * config.warmup_init_factor,
+      peak_value=config.learning_rate, warmup_steps=warmup,
+      decay_steps=total, end_value=0.0)
+
+
+def make_optimizer(config, steps_per_epoch: int):
+  """SGD with Nesterov momentum and L2 weight decay on conv/dense kernels."""
+  schedule = make_schedule(config, steps_per_epoch)
+  decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+  return optax.chain(
+      optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+      optax.sgd(schedule, momentum=config.momentum, nesterov=config.nesterov))
+
+
+def create_state(module: nn.Module, rng: jax.Array, tx) -> TrainState:
+  variables = models.init_variables(module, rng)
+  return TrainState.create(apply_fn=module.apply, params=variables["params"],
+                           batch_stats=variables["batch_stats"], tx=tx)
+
+
+def train_step(state: TrainState, images, labels, rng, *, num_classes: int,
+               label_smoothing: float, pad: int):
+  """One SGD step (augmentation inside). Returns (state, metrics)."""
+  k_aug, k_drop = jax.random.split(rng)
+  images = augment(k_aug, images, pad)
+
+  def loss_fn(params):
+    logits, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+        rngs={"dropout": k_drop}, mutable=["batch_stats"])
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    return loss, (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+  acc = jnp.mean(jnp.argmax(logits, -1) == labels)
+  return state, {"loss": loss, "accuracy": acc}
+
+
+def eval_step(module: nn.Module, variables, images, labels, mask):
+  """Sums of correct predictions, cross-entropy and count over ``mask``."""
+  logits = module.apply(variables, images, train=False)
+  correct = (jnp.argmax(logits, -1) == labels) * mask
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels) * mask
+  return {"correct": correct.sum(), "loss": ce.sum(), "count": mask.sum()}
+
+
+# ------------------------------------------------------------ orchestration
+
+def split_train_val(images, labels, num_val: int, seed: int):
+  """Deterministic held-out validation split from the *training* set."""
+  perm = np.random.default_rng(seed).permutation(len(labels))
+  val, tr = perm[:num_val], np.sort(perm[num_val:])
+  return (images[tr], labels[tr]), (images[val], labels[val])
+
+
+def evaluate(module, variables, images, labels, batch_size: int = 500,
+             _cache: dict = {}) -> dict:
+  """Accuracy and mean cross-entropy over all images (padded last batch)."""
+  key = id(module), batch_size
+  if key not in _cache:
+    _cache.clear()
+    _cache[key] = jax.jit(lambda v, x, y, m: eval_step(module, v, x, y, m))
+  fn = _cache[key]
+  tot = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+  n = len(labels)
+  for s in range(0, n, batch_size):
+    x, y = images[s:s + batch_size], labels[s:s + batch_size]
+    k = len(y)
+    m = np.ones(batch_size, np.float32)
+    if k < batch_size:
+      m[k:] = 0
+      x = np.concatenate([x, np.zeros((batch_size - k, *x.shape[1:]), x.dtype)])
+      y = np.concatenate([y, np.zeros(batch_size - k, y.dtype)])
+    out = fn(variables, x, y, m)
+    for kk in tot:
+      tot[kk] += float(out[kk])
+  return {"accuracy": tot["correct"] / max(tot["count"], 1),
+          "loss": tot["loss"] / max(tot["count"], 1), "count": int(tot["count"])}
+
+
+def _batch_indices(data_rng, epoch: int, n: int, batch_size: int, i: int) -> np.ndarray:
+  perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_rng, epoch), n))
+  return perm[i * batch_size:(i + 1) * batch_size]
+
+
+def _checkpoint_manager(workdir, max_to_keep: int = 2):
+  return ocp.CheckpointManager(
+      pathlib.Path(workdir).resolve() / "checkpoints",
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+
+def _to_ckpt(state: TrainState, train_seconds: float) -> dict:
+  return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
+          "opt_state": state.opt_state,
+          "train_seconds": np.asarray(train_seconds, np.float64)}
+
+
+def restore_latest(workdir, state: TrainState, max_to_keep: int = 2):
+  """(state, train_seconds) from the newest checkpoint, or (state, 0.0)."""
+  mgr = _checkpoint_manager(workdir, max_to_keep)
+  step = mgr.latest_step()
+  if step is None:
+    mgr.close()
+    return state, 0.0
+  target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _to_ckpt(state, 0.0))
+  ck = mgr.restore(step, args=ocp.args.StandardRestore(target))
+  mgr.close()
+  state = state.replace(step=ck["step"], params=ck["params"],
+                        batch_stats=ck["batch_stats"], opt_state=ck["opt_state"])
+  return state, float(ck["train_seconds"])
+
+
+def load_data(config):
+  """(train, val) from ``config.data`` ("tfds" or a path; '' = default tarball)."""
+  source = config.data or str(data_lib.default_tarball())
+  images, labels = data_lib.load_cifar10(source, "train")
+  return split_train_val(images, labels, config.num_val, config.val_seed)
+
+
+def _append_jsonl(path, record):
+  with open(path, "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
+def _logged_epochs(path) -> set:
+  if not os.path.exists(path):
+    return set()
+  with open(path) as f:
+    return {json.loads(l)["epoch"] for l in f if l.strip()}
+
+
+def train(config, workdir, train_data, val_data, module: nn.Module | None = None,
+          max_steps: int | None = None):
+  """Trains (resuming from workdir) and returns the final TrainState.
+
+  ``max_steps`` stops early (after that global step, checkpointing it): used
+  by tests to simulate a kill.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  module = module if module is not None else models.create(config.model)
+  x_tr, y_tr = train_data
+  n = len(y_tr)
+  bs = config.batch_size
+  steps_per_epoch = n // bs
+  if steps_per_epoch == 0:
+    raise ValueError(f"batch_size {bs} exceeds the {n} training images")
+  total_steps = config.num_epochs * steps_per_epoch
+
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, data_rng, step_rng = jax.random.split(rng, 3)
+  tx = make_optimizer(config, steps_per_epoch)
+  state = create_state(module, init_rng, tx)
+  state, train_seconds = restore_latest(workdir, state, config.max_to_keep)
+  start = int(state.step)
+  if start:
+    print(f"resumed from step {start}/{total_steps} in {workdir}", flush=True)
+
+  step_fn = jax.jit(lambda s, x, y, r: train_step(
+      s, x, y, r, num_classes=module.num_classes if hasattr(module, "num_classes") else 10,
+      label_smoothing=config.label_smoothing, pad=config.crop_padding),
+      donate_argnums=(0,))
+  mgr = _checkpoint_manager(workdir, config.max_to_keep)
+  metrics_path = workdir / "metrics.jsonl"
+  done_epochs = _logged_epochs(metrics_path)
+  end = total_steps if max_steps is None else min(total_steps, max_steps)
+  schedule = make_schedule(config, steps_per_epoch)
+
+  ep_loss, ep_acc, ep_count = 0.0, 0.0, 0
+  perm_epoch, perm = None, None
+  bar = tqdm(total=total_steps, initial=start, desc=config.model, unit="step",
+             mininterval=config.progress_interval, dynamic_ncols=False, ascii=True)
+  t_last = time.time()
+  for step in range(start, end):
+    epoch, i = divmod(step, steps_per_epoch)
+    if perm_epoch != epoch:
+      perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_rng, epoch), n))
+      perm_epoch = epoch
+    idx = perm[i * bs:(i + 1) * bs]
+    state, m = step_fn(state, x_tr[idx], y_tr[idx], jax.random.fold_in(step_rng, step))
+    ep_loss += float(m["loss"])
+    ep_acc += float(m["accuracy"])
+    ep_count += 1
+    now = time.time()
+    train_seconds += now - t_last
+    t_last = now
+    bar.update(1)
+    bar.set_postfix(loss=f"{ep_loss / ep_count:.3f}", acc=f"{ep_acc / ep_count:.3f}",
+                    refresh=False)
+    done = step + 1
+    epoch_end = done % steps_per_epoch == 0
+    if epoch_end:
+      ep = done // steps_per_epoch
+      if ep not in done_epochs:
+        val = evaluate(module, {"params": state.params, "batch_stats": state.batch_stats},
+                       *val_data, config.eval_batch_size)
+        rec = {"epoch": ep, "step": done, "lr": float(schedule(done - 1)),
+               "train_loss": ep_loss / ep_count, "train_accuracy": ep_acc / ep_count,
+               "train_batches": ep_count, "val_loss": val["loss"],
+               "val_accuracy": val["accuracy"], "train_seconds": train_seconds,
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _append_jsonl(metrics_path, rec)
+        bar.write(f"epoch {ep}/{config.num_epochs} step {done}: train loss "
+                  f"{rec['train_loss']:.4f} acc {rec['train_accuracy']:.4f} | val loss "
+                  f"{val['loss']:.4f} acc {val['accuracy']:.4f} | {train_seconds / 60:.1f} min")
+        sys.stdout.flush()
+      ep_loss, ep_acc, ep_count = 0.0, 0.0, 0
+      t_last = time.time()
+    if epoch_end or done % config.checkpoint_every_steps == 0 or done == end:
+      mgr.save(done, args=ocp.args.StandardSave(_to_ckpt(state, train_seconds)))
+  bar.close()
+  mgr.wait_until_finished()
+  mgr.close()
+  return state, train_seconds
+
+
+def hardware() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  devs = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+  return f"{cpu}; {os.cpu_count()} CPU cores visible; jax {jax.__version__} on {devs}"
+
+
+def final_evaluation(config, module, variables) -> dict:
+  """Test-split accuracy (used once, at the end) and on the 20 lossless
+  foolbox images; float32 weights and float16-rounded weights."""
+  source = config.data or str(data_lib.default_tarball())
+  x_te, y_te = data_lib.load_cifar10(source, "test")
+  v16 = jax.tree_util.tree_map(
+      lambda a: jnp.asarray(a, jnp.float16).astype(jnp.float32), variables)
+  out = {"test_source": source, "test_count": int(len(y_te))}
+  for tag, v in (("float32", variables), ("float16", v16)):
+    out[f"test_accuracy_{tag}"] = evaluate(module, v, x_te, y_te, config.eval_batch_size)["accuracy"]
+  try:
+    xs, ys = data_lib.load_cifar10("samples")
+    for tag, v in (("float32", variables), ("float16", v16)):
+      out[f"samples_accuracy_{tag}"] = evaluate(module, v, xs, ys, 20)["accuracy"]
+  except ValueError as e:
+    out["samples_error"] = str(e)
+  return out
+
+
+def export(config, workdir, command: str = "", out_path=None) -> dict:
+  """Evaluates the newest checkpoint in ``workdir`` and writes the bundled
+  weights (``out_path`` or ``config.export_path``) plus metadata.
+
+  Stores float16 unless that loses more than ``config.fp16_tolerance``
+  test accuracy relative to float32. Returns the metadata.
+  """
+  workdir = pathlib.Path(workdir)
+  module = models.create(config.model)
+  tx = make_optimizer(config, 1)
+  state = create_state(module, jax.random.PRNGKey(0), tx)
+  state, train_seconds = restore_latest(workdir, state, config.max_to_keep)
+  if int(state.step) == 0:
+    raise ValueError(f"no checkpoint in {workdir}/checkpoints to export")
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  res = final_evaluation(config, module, variables)
+  use16 = (res["test_accuracy_float32"] - res["test_accuracy_float16"]) <= config.fp16_tolerance
+  tag = "float16" if use16 else "float32"
+  source = config.data or str(data_lib.default_tarball())
+  data_sha = (models.sha256_file(source) if os.path.isfile(source) else None)
+  epochs_logged = sorted(_logged_epochs(workdir / "metrics.jsonl"))
+  commands_file = workdir / "commands.txt"
+  training_command = (commands_file.read_text().splitlines()[0]
+                      if commands_file.is_file() else "")
+  meta = {
+      "model": config.model,
+      "test_accuracy": res[f"test_accuracy_{tag}"],
+      "test_accuracy_float32": res["test_accuracy_float32"],
+      "test_accuracy_float16": res["test_accuracy_float16"],
+      "test_set": (f"the {res['test_count']} test images of {os.path.basename(source)}"
+                   + (" (lossy JPEG copy of the CIFAR-10 test set)"
+                      if data_sha == SHARED_TARBALL_SHA256 else "")),
+      "samples_accuracy": res.get(f"samples_accuracy_{tag}"),
+      "samples_set": "the 20 lossless CIFAR-10 test images shipped in foolbox 3.3.4",
+      "trained_on": (f"train split of {os.path.basename(source)} minus {config.num_val} "
+                     f"held-out validation images (val_seed {config.val_seed})"),
+      "data_sha256": data_sha,
+      "command": training_command or command,
+      "export_command": command,
+      "config": config.to_dict(),
+      "epochs": config.num_epochs,
+      "epochs_completed": epochs_logged[-1] if epochs_logged else 0,
+      "steps": int(state.step),
+      "training_seconds": round(train_seconds, 1),
+      "hardware": hardware(),
+      "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+  }
+  if "samples_error" in res:
+    meta["samples_error"] = res["samples_error"]
+  out_path = out_path or config.export_path or str(models.WEIGHTS_DIR / f"{config.model}.msgpack")
+  models.save_checkpoint(variables, out_path, meta,
+                         dtype=np.float16 if use16 else np.float32)
+  meta = json.loads(pathlib.Path(out_path).with_suffix(".json").read_text())
+  return meta
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       command: str = "") -> dict:
+  """Trains ``config.model`` (resuming), then evaluates the test split once,
+  writes ``workdir/final.json`` and, if ``config.export``, exports."""
+  t0 = time.time()
+  train_data, val_data = load_data(config)
+  print(f"data: {len(train_data[1])} train / {len(val_data[1])} val images "
+        f"({time.time() - t0:.1f} s); {hardware()}", flush=True)
+  module = models.create(config.model)
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if command:  # the export reads the first (the training) command back
+    with open(pathlib.Path(workdir) / "commands.txt", "a") as f:
+      f.write(command + "\n")
+  state, train_seconds = train(config, workdir, train_data, val_data, module)
+  if config.export:
+    meta = export(config, workdir, command)
+  else:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    meta = final_evaluation(config, module, variables)
+    meta["training_seconds"] = train_seconds
+  with open(pathlib.Path(workdir) / "final.json", "w") as f:
+    json.dump(meta, f, indent=2, sort_keys=True)
+  print("final: " + json.dumps({k: meta.get(k) for k in (
+      "test_accuracy", "test_accuracy_float32", "test_accuracy_float16",
+      "samples_accuracy", "training_seconds")}), flush=True)
+  return meta

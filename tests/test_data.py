@@ -1,0 +1,141 @@
+"""CIFAR-10 loaders: foolbox samples, image folders / tarballs (synthetic), TFDS."""
+
+import importlib.util
+import io
+import pathlib
+import re
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from onepixel_jax import data
+
+
+def test_samples_match_file_names():
+  images, labels = data.load_cifar10("samples")
+  assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.shape == (20,) and labels.dtype == np.int32
+  names = sorted(f.name for f in data.samples_dir().iterdir()
+                 if re.match(r"^cifar10_\d+_\d+\.png$", f.name))
+  assert len(names) == 20
+  by_index = {int(n.split("_")[1]): int(n.split("_")[2][:-4]) for n in names}
+  assert labels.tolist() == [by_index[i] for i in range(20)]
+  # The first images of the original CIFAR-10 test set: cat, ship, ship, airplane.
+  assert labels[:4].tolist() == [3, 8, 8, 0]
+  with pytest.raises(ValueError, match="test images only"):
+    data.load_cifar10("samples", "train")
+
+
+def _synthetic(seed=0, per_class=2, classes=(0, 3, 9)):
+  """{split: [(class, name, uint8 image)]} with random pixels."""
+  rng = np.random.default_rng(seed)
+  out = {}
+  for split in ("train", "test"):
+    out[split] = [(c, f"{i:04d}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+                  for c in classes for i in range(per_class)]
+  return out
+
+
+def _png(img):
+  buf = io.BytesIO()
+  Image.fromarray(img).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def _expected(items):
+  items = sorted(items, key=lambda t: (t[0], t[1]))
+  return np.stack([t[2] for t in items]), np.array([t[0] for t in items], np.int32)
+
+
+@pytest.fixture
+def synthetic_tarball(tmp_path):
+  items = _synthetic()
+  path = tmp_path / "tiny.tar.gz"
+  with tarfile.open(path, "w:gz") as tar:
+    for split, lst in items.items():
+      for c, name, img in reversed(lst):  # stored out of order on purpose
+        b = _png(img)
+        info = tarfile.TarInfo(f"{split}/{data.CIFAR10_CLASSES[c]}/{name}")
+        info.size = len(b)
+        tar.addfile(info, io.BytesIO(b))
+  return path, items
+
+
+def test_tarball_loader_class_major_and_cached(synthetic_tarball, tmp_path, monkeypatch):
+  path, items = synthetic_tarball
+  cache = tmp_path / "cache"
+  monkeypatch.setenv("ONEPIXEL_CACHE", str(cache))
+  for split in ("train", "test"):
+    images, labels = data.load_cifar10(str(path), split)
+    want_x, want_y = _expected(items[split])
+    assert images.dtype == np.uint8 and labels.dtype == np.int32
+    np.testing.assert_array_equal(images, want_x)
+    np.testing.assert_array_equal(labels, want_y)
+  cached = sorted(p.name for p in cache.iterdir())
+  assert len(cached) == 2 and all(p.endswith(".npz") for p in cached)
+  images2, labels2 = data.load_cifar10(path, "test")   # from the cache
+  np.testing.assert_array_equal(images2, _expected(items["test"])[0])
+  np.testing.assert_array_equal(labels2, _expected(items["test"])[1])
+
+
+def test_folder_loader(tmp_path):
+  items = _synthetic(seed=1)
+  root = tmp_path / "tree"
+  for split, lst in items.items():
+    for c, name, img in lst:
+      d = root / split / data.CIFAR10_CLASSES[c]
+      d.mkdir(parents=True, exist_ok=True)
+      Image.fromarray(img).save(d / name)
+  images, labels = data.load_cifar10(root, "train")
+  want_x, want_y = _expected(items["train"])
+  np.testing.assert_array_equal(images, want_x)
+  np.testing.assert_array_equal(labels, want_y)
+
+
+def test_loader_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="ONEPIXEL_CIFAR10"):
+    data.load_cifar10(tmp_path / "nope.tar.gz")
+  with pytest.raises(ValueError, match="split"):
+    data.load_cifar10("samples", "validation")
+  (tmp_path / "tree" / "test" / "unicorn").mkdir(parents=True)
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "tree/test/unicorn/0.png")
+  with pytest.raises(ValueError, match="unknown class folder 'unicorn'"):
+    data.load_cifar10(tmp_path / "tree")
+  bad = tmp_path / "bad.tar.gz"
+  bad.write_bytes(b"not a tarball")
+  with pytest.raises(ValueError, match="bad.tar.gz"):
+    data.load_image_folder(bad, use_cache=False)
+
+
+def test_default_tarball_env(monkeypatch, tmp_path):
+  monkeypatch.setenv("ONEPIXEL_CIFAR10", str(tmp_path / "x.tar.gz"))
+  assert data.default_tarball() == tmp_path / "x.tar.gz"
+  monkeypatch.delenv("ONEPIXEL_CIFAR10")
+  assert data.default_tarball().parts[-3:] == ("shared", "data", "cifar10-jpeg.tar.gz")
+
+
+@pytest.mark.skipif(not data.default_tarball().is_file(),
+                    reason="CIFAR-10 tarball absent (set ONEPIXEL_CIFAR10 or put it in "
+                           "../shared/data/cifar10-jpeg.tar.gz)")
+def test_real_tarball_test_split():
+  images, labels = data.load_cifar10(data.default_tarball(), "test")
+  assert images.shape == (10000, 32, 32, 3) and images.dtype == np.uint8
+  assert np.bincount(labels).tolist() == [1000] * 10
+  assert np.all(np.diff(labels) >= 0)  # class-major
+  # test/cat/0000.jpg is the first image of the original test set (a lossy copy).
+  samples, _ = data.load_cifar10("samples")
+  diff = np.abs(images[3000].astype(int) - samples[0].astype(int)).mean()
+  assert diff < 15
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is None,
+                    reason="tensorflow-datasets not installed (optional 'tfds' source)")
+def test_tfds_loader_with_mock_data():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=6):
+    images, labels = data.load_cifar10("tfds", "test")
+  assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.shape == (6,) and labels.dtype == np.int32
+  assert labels.min() >= 0 and labels.max() < 10

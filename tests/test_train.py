@@ -1,0 +1,148 @@
+"""Training library: augmentation, a two-step AllConv smoke test, checkpoint
+round trip and exact resume (on a tiny module to stay fast)."""
+
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs.allconv import get_config
+from onepixel_jax import models, train
+from onepixel_jax.models.cifar import ConvBN, preprocess
+
+
+class Tiny(nn.Module):
+  """Same ingredients as the paper's nets (BN, dropout, uint8 input), tiny."""
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, images, train: bool):
+    x = ConvBN(4, 3, stride=2)(preprocess(images), train)
+    x = nn.Dropout(0.3, deterministic=not train)(x)
+    x = nn.Conv(self.num_classes, (1, 1))(x)
+    return jnp.mean(x, axis=(1, 2))
+
+
+def _data(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+          rng.integers(0, 10, n).astype(np.int32))
+
+
+def _config(**kw):
+  c = get_config()
+  c.batch_size, c.num_epochs, c.num_val, c.eval_batch_size = 4, 2, 4, 4
+  c.checkpoint_every_steps, c.progress_interval = 2, 0.0
+  c.update(kw)
+  return c
+
+
+def test_augment_keeps_shape_and_pixels():
+  x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+  out = train.augment(jax.random.key(0), x)
+  assert out.shape == x.shape and out.dtype == jnp.uint8
+  np.testing.assert_array_equal(out, train.augment(jax.random.key(0), x))
+  same = np.asarray(train.augment(jax.random.key(1), x, pad=0))
+  for a, b in zip(same, x):  # pad 0: identity or a horizontal flip
+    assert np.array_equal(a, b) or np.array_equal(a, b[:, ::-1])
+
+
+def test_split_train_val_is_disjoint_and_deterministic():
+  x, y = _data(20)
+  (xt, yt), (xv, yv) = train.split_train_val(x, y, 5, seed=0)
+  (xt2, _), (xv2, _) = train.split_train_val(x, y, 5, seed=0)
+  assert len(yt) == 15 and len(yv) == 5
+  np.testing.assert_array_equal(xv, xv2)
+  rows = {r.tobytes() for r in xt}
+  assert not any(r.tobytes() in rows for r in xv)
+
+
+def test_two_allconv_steps():
+  config = _config()
+  module = models.create("allconv")
+  state = train.create_state(module, jax.random.PRNGKey(0), train.make_optimizer(config, 10))
+  x, y = _data(4)
+  step = jax.jit(lambda s, r: train.train_step(s, x, y, r, num_classes=10,
+                                               label_smoothing=0.1, pad=4))
+  p0, b0 = state.params, state.batch_stats
+  for i in range(2):
+    state, m = step(state, jax.random.PRNGKey(i))
+    assert np.isfinite(float(m["loss"]))
+  assert int(state.step) == 2
+  changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), p0, state.params)
+  assert all(jax.tree_util.tree_leaves(changed))
+  assert not np.allclose(b0["ConvBN_0"]["BatchNorm_0"]["mean"],
+                         state.batch_stats["ConvBN_0"]["BatchNorm_0"]["mean"])
+
+
+def _equal_trees(a, b):
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+def test_checkpoint_round_trip_and_exact_resume(tmp_path):
+  config = _config()
+  x, y = _data(20)
+  tr, val = train.split_train_val(x, y, config.num_val, config.val_seed)  # 16 train: 4 steps/epoch
+
+  full, _ = train.train(config, tmp_path / "full", tr, val, module=Tiny())
+  assert int(full.step) == 8
+
+  # Killed after step 3 (checkpointed), then resumed in a new process' worth of state.
+  part, _ = train.train(config, tmp_path / "resumed", tr, val, module=Tiny(), max_steps=3)
+  assert int(part.step) == 3
+  restored, secs = train.restore_latest(
+      tmp_path / "resumed",
+      train.create_state(Tiny(), jax.random.PRNGKey(9), train.make_optimizer(config, 4)))
+  assert int(restored.step) == 3 and secs > 0
+  _equal_trees(part.params, restored.params)
+  _equal_trees(part.batch_stats, restored.batch_stats)
+  _equal_trees(part.opt_state, restored.opt_state)
+
+  resumed, _ = train.train(config, tmp_path / "resumed", tr, val, module=Tiny())
+  assert int(resumed.step) == 8
+  _equal_trees(full.params, resumed.params)
+  _equal_trees(full.batch_stats, resumed.batch_stats)
+
+  lines = [json.loads(l) for l in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in lines] == [1, 2]
+  assert all(np.isfinite(r["val_loss"]) and 0 <= r["val_accuracy"] <= 1 for r in lines)
+  full_lines = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["val_accuracy"] for r in lines] == [r["val_accuracy"] for r in full_lines]
+
+
+def test_schedule_anneals_to_zero():
+  config = _config(num_epochs=3, warmup_fraction=0.2, learning_rate=0.2)
+  sched = train.make_schedule(config, 10)
+  assert float(sched(0)) == pytest.approx(0.2 * config.warmup_init_factor)
+  assert float(sched(6)) == pytest.approx(0.2)
+  assert float(sched(30)) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
+  from PIL import Image
+  from onepixel_jax import data
+  monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
+  rng = np.random.default_rng(0)
+  for c in data.CIFAR10_CLASSES[:2]:
+    d = tmp_path / "tree" / "test" / c
+    d.mkdir(parents=True)
+    for i in range(2):
+      Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+  config = _config(data=str(tmp_path / "tree"), export_path=str(tmp_path / "w" / "allconv.msgpack"))
+  module = models.create("allconv")
+  state = train.create_state(module, jax.random.PRNGKey(0), train.make_optimizer(config, 1))
+  mgr = train._checkpoint_manager(tmp_path / "wd")
+  mgr.save(1, args=train.ocp.args.StandardSave(train._to_ckpt(state.replace(step=1), 12.5)))
+  mgr.wait_until_finished()
+  mgr.close()
+  (tmp_path / "wd" / "commands.txt").write_text("python -m experiments.train --the-command\n")
+  meta = train.export(config, tmp_path / "wd", command="python -m experiments.train --export")
+  assert meta["command"] == "python -m experiments.train --the-command"
+  assert meta["training_seconds"] == 12.5 and meta["steps"] == 1
+  assert 0 <= meta["test_accuracy"] <= 1 and 0 <= meta["samples_accuracy"] <= 1
+  assert "4 test images of tree" in meta["test_set"]
+  loaded = models.load("allconv", config.export_path)
+  assert loaded.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 10)
