@@ -1,0 +1,145 @@
+"""The main job (experiments.attack): outputs, resume after SIGKILL, bad flags."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from onepixel_jax import experiment, metrics, models, results
+from onepixel_jax.attack import AttackConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = AttackConfig(popsize=8, generations=3)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A random-weights AllConv checkpoint and an image folder labelled with its
+    own predictions, so every image is 'correctly classified' and attacked."""
+    d = tmp_path_factory.mktemp("job")
+    module = models.create("allconv")
+    variables = models.init_variables(module, jax.random.PRNGKey(0))
+    ckpt = d / "allconv_random.msgpack"
+    models.save_checkpoint(variables, ckpt, {"note": "random weights for tests"})
+    model = models.load("allconv", ckpt)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    pred = np.asarray(model.predict(images)).argmax(1)
+    for i, (im, c) in enumerate(zip(images, pred)):
+        p = d / "data" / "test" / models.CIFAR10_CLASSES[c]
+        p.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(p / f"{i:04d}.png")
+    return dict(ckpt=str(ckpt), data=str(d / "data"))
+
+
+def job(setup, **kw):
+    args = dict(model="allconv", checkpoint=setup["ckpt"], data=setup["data"], config=TINY, batch_size=2)
+    args.update(kw)
+    return experiment.Job(**args)
+
+
+def test_outputs_and_summary(setup, tmp_path):
+    out = str(tmp_path / "run")
+    s = experiment.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
+    recs = results.read(os.path.join(out, "results.jsonl"))
+    assert len(recs) == 18 and s["num_attacks"] == 18 and s["num_images"] == 2
+    label = {r["id"]: r["label"] for r in recs}
+    assert {(r["id"], r["target"]) for r in recs} == {(i, t) for i, y in label.items() for t in range(10) if t != y}
+    with open(os.path.join(out, "summary.json")) as f:
+        on_disk = json.load(f)
+    for key in ("model", "pixels", "targeted", "num_images", "num_attacks", "success_rate", "confidence",
+                "mean_queries", "wall_seconds"):
+        assert key in on_disk
+    assert on_disk["success_rate"] == pytest.approx(metrics.success_rate(recs))
+    assert on_disk["mean_queries"] == pytest.approx(np.mean([r["queries"] for r in recs]))
+    assert os.path.getsize(os.path.join(out, "examples.png")) > 1000
+    # A rerun resumes: nothing new to do, same records.
+    experiment.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
+    assert results.read(os.path.join(out, "results.jsonl")) == recs
+
+
+def test_torn_last_line_is_repaired(setup, tmp_path):
+    out = str(tmp_path / "run")
+    experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+    path = os.path.join(out, "results.jsonl")
+    full = results.read(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])  # killed half-way through writing the record
+    assert results.read(path) == []
+    experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+    assert results.read(path) == full
+
+
+def run_cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "experiments.attack", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def cli_args(setup, out):
+    return ["--checkpoint", setup["ckpt"], "--data", setup["data"], "--num_images=6", "--popsize=8",
+            "--generations=3", "--batch_size=1", "--out", out]
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(setup, tmp_path):
+    ref = tmp_path / "ref"
+    experiment.run(job(setup, num_images=6, batch_size=1), str(ref), progress=False, log=lambda *a: None)
+    expected = sorted(map(json.dumps, results.read(ref / "results.jsonl")))
+
+    out = tmp_path / "killed"
+    proc = run_cli(cli_args(setup, str(out)))
+    path = out / "results.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(results.read(path))
+    assert 5 <= n_before < len(expected), "the kill must land half-way"
+    proc = run_cli(cli_args(setup, str(out)))
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "success rate" in stdout
+    assert sorted(map(json.dumps, results.read(path))) == expected
+
+
+def corrupt_checkpoint(setup, tmp_path):
+    bad = tmp_path / "bad.msgpack"
+    data = open(setup["ckpt"], "rb").read()
+    bad.write_bytes(data[: len(data) // 2])
+    bad.with_suffix(".json").write_text(open(setup["ckpt"][:-8] + ".json").read())
+    return str(bad)
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--model=resnet"], "unknown model 'resnet'"),
+    (["--pixels=0"], "pixels must be an integer >= 1"),
+    (["--num_images=7"], "num_images=7 but the data has only 6 images"),
+    (["--data=/nonexistent/cifar.tar.gz"], "not found"),
+    (["--checkpoint=CORRUPT"], "corrupt or truncated"),
+])
+def test_bad_flags_exit_with_one_line_and_write_nothing(setup, tmp_path, flags, match):
+    out = tmp_path / "out"
+    args = cli_args(setup, str(out)) + [f.replace("CORRUPT", corrupt_checkpoint(setup, tmp_path)) for f in flags]
+    proc = run_cli(args)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("experiments.attack: error:") and match in last, stderr[-1500:]
+    assert not out.exists()
+
+
+def test_other_settings_refuse_to_resume(setup, tmp_path):
+    out = str(tmp_path / "run")
+    experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+    with pytest.raises(ValueError, match="other settings"):
+        experiment.run(job(setup, num_images=1, targeted=False, config=AttackConfig(popsize=8, generations=3, pixels=3)),
+                       out, progress=False, log=lambda *a: None)
