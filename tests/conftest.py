@@ -2,7 +2,9 @@ import os
 import pathlib
 
 import jax
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,3 +26,24 @@ def cifar10_tarball():
     if p is None:
         pytest.skip("CIFAR-10 tarball not found: set ONEPIXEL_CIFAR10 or place ../shared/data/cifar10-jpeg.tar.gz")
     return p
+
+
+@pytest.fixture(scope="session")
+def setup(tmp_path_factory):
+    """A random-weights AllConv checkpoint and an image folder labelled with its
+    own predictions, so every image is 'correctly classified' and attacked."""
+    from onepixel_jax import models
+    d = tmp_path_factory.mktemp("job")
+    module = models.create("allconv")
+    variables = models.init_variables(module, jax.random.PRNGKey(0))
+    ckpt = d / "allconv_random.msgpack"
+    models.save_checkpoint(variables, ckpt, {"note": "random weights for tests"})
+    model = models.load("allconv", ckpt)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    pred = np.asarray(model.predict(images)).argmax(1)
+    for i, (im, c) in enumerate(zip(images, pred)):
+        p = d / "data" / "test" / models.CIFAR10_CLASSES[c]
+        p.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(p / f"{i:04d}.png")
+    return dict(ckpt=str(ckpt), data=str(d / "data"))

@@ -10,33 +10,12 @@ import time
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from onepixel_jax import experiment, metrics, models, results
 from onepixel_jax.attack import AttackConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = AttackConfig(popsize=8, generations=3)
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A random-weights AllConv checkpoint and an image folder labelled with its
-    own predictions, so every image is 'correctly classified' and attacked."""
-    d = tmp_path_factory.mktemp("job")
-    module = models.create("allconv")
-    variables = models.init_variables(module, jax.random.PRNGKey(0))
-    ckpt = d / "allconv_random.msgpack"
-    models.save_checkpoint(variables, ckpt, {"note": "random weights for tests"})
-    model = models.load("allconv", ckpt)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    pred = np.asarray(model.predict(images)).argmax(1)
-    for i, (im, c) in enumerate(zip(images, pred)):
-        p = d / "data" / "test" / models.CIFAR10_CLASSES[c]
-        p.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(im).save(p / f"{i:04d}.png")
-    return dict(ckpt=str(ckpt), data=str(d / "data"))
 
 
 def job(setup, **kw):
