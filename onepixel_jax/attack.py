@@ -419,6 +419,12 @@ def attack_keys(seed: int, ids, targets) -> np.ndarray:
     return np.asarray(jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(base, i), t))(ids, tg))
 
 
+def process_share(num_attacks: int) -> np.ndarray:
+    """Indices of the attacks this process runs when several processes share a queue
+    (every ``process_count``-th attack, starting at ``process_index``)."""
+    return np.arange(jax.process_index(), num_attacks, jax.process_count())
+
+
 def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platform: str) -> int:
     """Slots so that one forward pass is ~1,024 images per CPU device, ~16,384 per accelerator."""
     per_device = 1024 if platform == "cpu" else 16384
@@ -452,6 +458,9 @@ def attack_iter(
         an attack's randomness derives from ``(seed, ids[i], targets[i])``.
       steps_per_sync: DE generations per host round trip.
       devices: the devices to shard slots over (default: all local devices).
+        With several processes (``jax.distributed``) each process runs its
+        share of the attacks (``process_share``) and yields only those; the
+        ``index`` of a record still refers to the caller's full inputs.
       progress: show a tqdm bar.
     Yields:
       dicts with ``index`` (position in the inputs), ``id``, ``label``,
@@ -476,6 +485,14 @@ def attack_iter(
         raise ValueError("ids must be non-negative")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    positions = np.arange(n)
+    if jax.process_count() > 1:
+        # Several processes (jax.distributed): each runs its own share of the queue on its
+        # local devices; an attack's result does not depend on which process runs it.
+        mine = process_share(n)
+        images, labels, ids = images[mine], labels[mine], ids[mine]
+        targets = None if targets is None else targets[mine]
+        n, positions = len(mine), mine
     if n == 0:
         return
     pred = _resolve_predict(predict, images)
@@ -534,6 +551,7 @@ def attack_iter(
                 raise ValueError(f"predict returned NaN or inf during the attack ({finished} finished attacks were already delivered)")
             for t, s in zip(*np.nonzero(recs["done"])):
                 rec = _finish(cfg, recs, t, s, images, labels, tg, ids)
+                rec["index"] = int(positions[rec["index"]])
                 finished += 1
                 successes += rec["success"]
                 if bar is not None:
@@ -592,5 +610,6 @@ def attack(predict, images, labels, targets=None, config: AttackConfig = AttackC
         return AttackResult(e.astype(bool), e.astype(int), e, e, e, np.zeros((0, k, 5), int), e.astype(int),
                             e.astype(int), e, e.astype(int), e.astype(int), e.astype(int), np.zeros((0, g + 1)),
                             np.zeros((0, g + 1), int))
-    assert len(records) == n
+    if jax.process_count() == 1 and len(records) != n:
+        raise RuntimeError(f"internal error: {len(records)} results for {n} attacks")
     return AttackResult.from_records(records)

@@ -215,3 +215,20 @@ def test_nan_mid_attack_is_reported_after_delivering_finished_attacks():
     with pytest.raises(ValueError, match="NaN or inf during the attack"):
         op.attack(flaky, im, np.zeros(2, int), config=op.AttackConfig(popsize=8, generations=10, early_stop="none"),
                   batch_size=2, steps_per_sync=1, progress=False)
+
+
+def test_processes_split_the_queue_and_agree_with_one_process(monkeypatch):
+    im = images(5)
+    labels = np.zeros(5, int)
+    cfg = op.AttackConfig(popsize=16, generations=3)
+    whole = op.attack(two_class, im, labels, config=cfg, progress=False)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    got = {}
+    for rank in (0, 1):
+        monkeypatch.setattr(jax, "process_index", lambda rank=rank: rank)
+        for rec in op.attack_iter(two_class, im, labels, config=cfg):
+            assert rec["index"] % 2 == rank
+            got[rec["index"]] = rec["perturbation"]
+    assert sorted(got) == [0, 1, 2, 3, 4]
+    for i, p in got.items():
+        assert p == whole.perturbation[i].tolist()
