@@ -240,13 +240,20 @@ class _Predict(NamedTuple):
     params: Any
     on_host: bool
     num_classes: int
+    # Optional (params, clean uint8[B, H, W, 3], pixels int32[B, P, k, 5]) -> float[B, P, C]
+    # that exploits the candidates' sparsity (incremental inference); None: dense.
+    pixels_fn: Callable | None = None
 
 
-def _resolve_predict(predict, images: np.ndarray) -> _Predict:
-    """Accepts a loaded model (``.apply(variables, x)`` + ``.variables``), a
-    jittable function, or any host callable (NumPy, PyTorch, a service)."""
+def _resolve_predict(predict, images: np.ndarray, incremental: bool = True) -> _Predict:
+    """Accepts a loaded model (``.apply(variables, x)`` + ``.variables``, and
+    optionally ``.apply_pixels(variables, clean_images, pixels)``), a jittable
+    function, or any host callable (NumPy, PyTorch, a service)."""
+    pixels_fn = None
     if hasattr(predict, "apply") and hasattr(predict, "variables"):
         fn, params = (lambda p, x: predict.apply(p, x)), predict.variables
+        if incremental and getattr(predict, "supports_pixels", False):
+            pixels_fn = predict.apply_pixels
     elif callable(predict):
         fn, params = (lambda p, x: predict(x)), None
     else:
@@ -264,7 +271,7 @@ def _resolve_predict(predict, images: np.ndarray) -> _Predict:
     if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
         raise ValueError(f"predict must return probabilities [n, num_classes] for n images; for {len(probe)} images it returned shape {out.shape}")
     _check_probabilities(out)
-    return _Predict(fn, params, on_host, out.shape[1])
+    return _Predict(fn, params, on_host, out.shape[1], pixels_fn)
 
 
 def _check_probabilities(p: np.ndarray):
@@ -346,13 +353,16 @@ def _step(cfg: AttackConfig, pred: _Predict, shard, params, queue: _Queue, slots
     proposals = shard(jnp.where(slots.fresh[:, None, None], init, children))
 
     # One forward pass for every slot's candidates.
-    candidates = shard(perturb.apply(queue.images[idx][:, None], perturb.to_pixels(proposals, h, w)))
-    flat = candidates.reshape(b * p, h, w, 3)
-    if pred.on_host:
-        host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
-        probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
+    clean, pixels = queue.images[idx], perturb.to_pixels(proposals, h, w)
+    if pred.pixels_fn is not None:
+        probs = pred.pixels_fn(params, clean, pixels).astype(jnp.float32)
     else:
-        probs = pred.fn(params, flat).astype(jnp.float32)
+        flat = shard(perturb.apply(clean[:, None], pixels)).reshape(b * p, h, w, 3)
+        if pred.on_host:
+            host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
+            probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
+        else:
+            probs = pred.fn(params, flat).astype(jnp.float32)
     probs = shard(probs.reshape(b, p, pred.num_classes))
     fit_new = _fitness(probs, labels, targets)
 
@@ -450,6 +460,7 @@ def attack_iter(
     steps_per_sync: int = 2,
     devices=None,
     progress: bool = False,
+    incremental: bool = True,
 ) -> Iterator[dict]:
     """Runs attacks and yields one record per attack as soon as it finishes.
 
@@ -462,6 +473,9 @@ def attack_iter(
         share of the attacks (``process_share``) and yields only those; the
         ``index`` of a record still refers to the caller's full inputs.
       progress: show a tqdm bar.
+      incremental: use the model's ``apply_pixels`` (sparse incremental
+        inference) when it has one (``supports_pixels``); False forces dense
+        forward passes.
     Yields:
       dicts with ``index`` (position in the inputs), ``id``, ``label``,
       ``target`` (None for non-targeted), ``success``, ``predicted``,
@@ -495,7 +509,7 @@ def attack_iter(
         n, positions = len(mine), mine
     if n == 0:
         return
-    pred = _resolve_predict(predict, images)
+    pred = _resolve_predict(predict, images, incremental)
     c = pred.num_classes
     if labels.min() < 0 or labels.max() >= c:
         raise ValueError(f"labels must be in [0, {c}) for a {c}-class model, got values in [{labels.min()}, {labels.max()}]")
