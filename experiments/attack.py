@@ -18,10 +18,15 @@ from onepixel_jax import experiment
 from onepixel_jax.attack import EARLY_STOP_RULES, AttackConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "allconv", "Network: allconv, nin, vgg16 (bundled checkpoints).")
-flags.DEFINE_string("checkpoint", None, "A .msgpack checkpoint instead of the bundled weights.")
-flags.DEFINE_string("data", "samples", "'samples' (20 lossless test images in the foolbox wheel), 'tfds', "
-                    "or a path to an image folder / .tar.gz (e.g. $ONEPIXEL_CIFAR10).")
+flags.DEFINE_string("model", "allconv", "Network: allconv, nin, vgg16 (CIFAR-10, bundled checkpoints); "
+                    "efficientnet_lite0 (ImageNet, pretrained weights from a package), alexnet (BVLC, the "
+                    "paper's ImageNet network) or alexnet_torchvision (both need --checkpoint). ImageNet is "
+                    "attacked non-targeted in the paper: pass --notargeted.")
+flags.DEFINE_string("checkpoint", None, "A .msgpack checkpoint instead of the bundled weights (ImageNet models "
+                    "also take a PyTorch .pth state dict).")
+flags.DEFINE_string("data", "samples", "'samples' (20 lossless test images in the foolbox wheel; for ImageNet "
+                    "models its 20 ImageNet validation images), 'tfds', or a path to an image folder / .tar.gz "
+                    "(e.g. $ONEPIXEL_CIFAR10; ImageNet: a folder of <wnid>/ folders or ILSVRC2012_val_*.JPEG).")
 flags.DEFINE_string("split", "test", "Dataset split.")
 flags.DEFINE_integer("num_images", None, "Images drawn at random (seeded) from the split; default all. "
                      "Paper: 500. Only correctly classified ones are attacked.")

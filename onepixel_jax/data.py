@@ -1,4 +1,5 @@
-"""CIFAR-10 loaders. Every loader returns ``(images, labels)``:
+"""CIFAR-10 loaders (ImageNet: :mod:`onepixel_jax.imagenet`, reached through
+:func:`load_for_model`). Every loader returns ``(images, labels)``:
 ``images: uint8[N, 32, 32, 3]`` (RGB) and ``labels: int32[N]``.
 
 Sources (one entry point, :func:`load_cifar10`):
@@ -215,3 +216,14 @@ def load_cifar10(source="samples", split: str = "test"):
   if source == "tfds":
     return load_tfds(split)
   return load_image_folder(source, split)
+
+
+def load_for_model(source, split: str, model):
+  """Images and labels for a model that is not a CIFAR-10 network: for the
+  1000-class ImageNet models, :func:`onepixel_jax.imagenet.load_imagenet` at
+  the model's input size (resized and centre-cropped; "test" means ImageNet's
+  validation split)."""
+  if model.num_classes != 1000:
+    raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
+  from onepixel_jax import imagenet
+  return imagenet.load_imagenet(source, split, tuple(model.input_size))
