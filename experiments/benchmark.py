@@ -1,16 +1,28 @@
-r"""Benchmark: model queries per second of a full attack vs bare forward passes.
+r"""Benchmark: model queries per second of full attacks, dense and incremental,
+against bare forward passes and the machine's peak FLOP/s.
 
-    python -m experiments.benchmark --model=allconv --generations=10
+    python -m experiments.benchmark --model=allconv,nin,vgg16 --device_counts=1,2 --out=runs/benchmark
 
-prints one JSON object per model (keys ``model``, ``forward_queries_per_s``,
-``attack_queries_per_s``, ``attack_overhead`` ...) and, with ``--out``, writes
-them to ``DIR/benchmark.json``. Weights do not change throughput, so untrained
-weights are used unless ``--trained``. For several CPU devices:
-``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
+prints one JSON object per model and device count (keys ``model``,
+``num_devices``, ``dense_queries_per_s``, ``incremental_queries_per_s``,
+``forward_queries_per_s``, ``attack_queries_per_s``, ``attack_overhead``,
+``dense_peak_fraction``, ``table4_hours`` ...; see
+``onepixel_jax.benchmark.run``), then a markdown table for the README; with
+``--out`` it writes ``DIR/benchmark.json`` and ``DIR/benchmark.md``. Weights
+do not change throughput, so untrained weights are used unless ``--trained``.
+
+``--device_counts=1,2`` re-runs the measurements in a child process per count
+with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (N simulated CPU
+devices; the attack shards its slots over them). Without it the devices are
+whatever JAX sees. Expected runtime on the 2-core CPU with the defaults
+(population 400, 10 generations, batch as the attack picks): ~1 min per model
+and device count for AllConv and NiN, ~3 min for VGG16.
 """
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 from absl import app, flags
@@ -22,14 +34,16 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("model", ["allconv"], "Models to measure (allconv, nin, vgg16).")
 flags.DEFINE_integer("popsize", 400, "DE population (paper: 400).")
 flags.DEFINE_integer("generations", 10, "Generations per attack (paper: 100; fewer suffice for a rate).")
+flags.DEFINE_integer("pixels", 1, "Pixels per candidate (paper: 1, 3, 5).")
 flags.DEFINE_integer("batch_size", None, "Attack slots per forward pass (default: ~1024 images per CPU device).")
 flags.DEFINE_integer("num_attacks", None, "Attacks to run (default: one per slot).")
 flags.DEFINE_boolean("trained", False, "Use the bundled trained weights instead of random ones.")
-flags.DEFINE_string("out", None, "Directory for benchmark.json.")
+flags.DEFINE_boolean("peak", True, "Also measure the machine's peak FLOP/s (a few seconds).")
+flags.DEFINE_list("device_counts", [], "Simulated CPU device counts, one child process each (e.g. 1,2).")
+flags.DEFINE_string("out", None, "Directory for benchmark.json and benchmark.md.")
 
 
-def main(argv):
-    del argv
+def _measure() -> list[dict]:
     from onepixel_jax import models
     results = []
     for name in FLAGS.model:
@@ -39,14 +53,42 @@ def main(argv):
             module = models.create(name)
             model = models.Model(name, module, models.init_variables(module, jax.random.PRNGKey(0)),
                                  models.CIFAR10_CLASSES, (32, 32))
-        cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations)
-        res = benchmark.run(model, cfg, FLAGS.batch_size, FLAGS.num_attacks)
+        cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations, pixels=FLAGS.pixels)
+        res = benchmark.run(model, cfg, FLAGS.batch_size, FLAGS.num_attacks, peak=FLAGS.peak)
         print(json.dumps(res), flush=True)
         results.append(res)
+    return results
+
+
+def _children() -> list[dict]:
+    """One child process per device count; collects the JSON lines they print."""
+    results = []
+    args = [f"--model={','.join(FLAGS.model)}", f"--popsize={FLAGS.popsize}", f"--generations={FLAGS.generations}",
+            f"--pixels={FLAGS.pixels}", f"--{'' if FLAGS.trained else 'no'}trained", f"--{'' if FLAGS.peak else 'no'}peak"]
+    args += [f"--{k}={getattr(FLAGS, k)}" for k in ("batch_size", "num_attacks") if getattr(FLAGS, k) is not None]
+    for count in FLAGS.device_counts:
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={int(count)}").strip()
+        proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", *args], env=env, check=True,
+                              stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                print(line, flush=True)
+                results.append(json.loads(line))
+    return results
+
+
+def main(argv):
+    del argv
+    results = _children() if FLAGS.device_counts else _measure()
+    table = benchmark.markdown_table(results)
+    print(table)
     if FLAGS.out:
         os.makedirs(FLAGS.out, exist_ok=True)
         with open(os.path.join(FLAGS.out, "benchmark.json"), "w") as f:
             json.dump(results, f, indent=1)
+        with open(os.path.join(FLAGS.out, "benchmark.md"), "w") as f:
+            f.write(table + "\n")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from onepixel_jax.models import incremental
+
 
 @dataclasses.dataclass(frozen=True)
 class Model:
@@ -57,3 +59,25 @@ class Model:
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  @property
+  def supports_pixels(self) -> bool:
+    """Whether ``apply_pixels`` (sparse incremental inference) is available:
+    the CIFAR-10 networks, whose layers :mod:`incremental` describes."""
+    return incremental.describe(self.module) is not None
+
+  def apply_pixels(self, variables, clean_images, pixels) -> jnp.ndarray:
+    """Pure, jittable: probabilities of candidates given as pixel changes.
+
+    Args:
+      clean_images: uint8[B, H, W, 3].
+      pixels: int32[B, P, k, 5] valid (x, y, r, g, b) tuples.
+    Returns:
+      float32[B, P, C], equal (to float tolerance) to ``apply`` on the images
+      ``perturb.apply(clean_images[:, None], pixels)``, but each candidate
+      recomputes only the activation windows its pixels reach.
+    """
+    layers = incremental.describe(self.module)
+    if layers is None:
+      raise NotImplementedError(f"{type(self.module).__name__} has no incremental inference")
+    return incremental.apply_pixels(layers, variables, clean_images, pixels)

@@ -23,6 +23,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from onepixel_jax.models import patchconv
+
 # Per-channel statistics of the CIFAR-10 training set (RGB, on the [0, 1] scale).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -37,7 +39,12 @@ def preprocess(images: jnp.ndarray) -> jnp.ndarray:
 
 
 class ConvBN(nn.Module):
-  """Conv (no bias) -> BatchNorm -> ReLU."""
+  """Conv (no bias) -> BatchNorm -> ReLU.
+
+  Convolutions whose output map is tiny (VGG16's 2x2 block) run as a matrix
+  product over patches (:mod:`patchconv`): the same sums, without XLA CPU's
+  pathologically slow tiny-map convolution.
+  """
   features: int
   kernel: int
   stride: int = 1
@@ -47,7 +54,8 @@ class ConvBN(nn.Module):
   def __call__(self, x, train: bool):
     x = nn.Conv(self.features, (self.kernel, self.kernel),
                 strides=(self.stride, self.stride), padding=self.padding,
-                use_bias=False)(x)
+                use_bias=False,
+                conv_general_dilated=patchconv.conv_general_dilated)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                      epsilon=1e-5)(x)
     return nn.relu(x)

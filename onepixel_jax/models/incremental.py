@@ -1,0 +1,346 @@
+"""Sparse incremental inference: a candidate's probabilities from its clean image
+and the ``k`` pixels it changes, recomputing only what those pixels reach.
+
+A one-pixel candidate differs from its clean image in one input pixel, so after
+a 3x3 convolution only a 3x3 window of the first map differs, after two a 5x5
+window, and so on. For each image the clean activations are computed once (a
+dense forward pass of ``B`` images), and for each candidate only the changed
+windows are recomputed, layer by layer:
+
+* A changed region is a *patch*: a window of static size ``(h, w)`` at a
+  dynamic, per-candidate position. The input layer's patch is the 1x1 pixel.
+* A window layer (convolution + batch norm (eval) + ReLU, max pool, average
+  pool) with kernel ``K``, stride ``S`` and padding ``(lo, hi)`` maps a patch of
+  ``h`` rows starting at row ``y`` to the output rows
+  ``o0 .. o0 + h' - 1``, ``h' = min(ceil((h + K - 1) / S), H_out)``,
+  ``o0 = clip(ceil((y + lo - K + 1) / S), 0, H_out - h')`` (the first output
+  whose receptive field reaches the patch; clipped so that the window stays
+  inside the map), likewise for columns. Those outputs are computed from the
+  input rows ``o0 * S .. o0 * S + (h' - 1) * S + K - 1`` of the clean map padded
+  as the layer pads it (zeros for convolutions and average pools, -inf for max
+  pools), with the patch written in: a VALID convolution / pool over a small
+  window. Average pools without padded counts divide by the matching window of
+  the dense layer's count map.
+* ``k > 1`` pixels: each pixel keeps its own patch, and every patch's input
+  window has *all* ``k`` patches written in (in order, so the later of two
+  tuples at the same pixel wins, as in ``perturb.apply``). Outside the union
+  of its patches the candidate's map equals the clean map, so this is exact.
+* A layer becomes dense when its ``k`` windows would cover at least
+  ``DENSE_FRACTION`` of its output map (or it is global: global average
+  pooling, flatten, dense): the patches are written into the clean map and the
+  rest of the network runs dense on ``B * P`` maps.
+
+Batch norm, ReLU and the input normalisation are per-pixel, so they apply to
+windows as they are. For AllConv one pixel's windows are 3, 5 (32x32), 4, 6, 8
+(16x16), 5 (8x8), and the 6x6 layer is dense: ~52 of its 270 MMACs per query.
+
+The networks are described layer by layer (``describe``); one piece of code
+runs every description. Results equal the dense ``Model.apply`` to float
+tolerance (the convolutions sum in a different order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from onepixel_jax.models import cifar, patchconv
+
+# A layer computes windows while its k windows cover less than this share of its output map.
+DENSE_FRACTION = 1.0
+
+_BN_EPSILON = 1e-5  # cifar.ConvBN's nn.BatchNorm epsilon
+
+
+# --------------------------------------------------------------------------
+# Layer descriptions.
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+  """``name`` holds {'Conv_0': kernel, 'BatchNorm_0'} (``bn``: conv, BN, ReLU)
+  or a bare conv with bias and no activation (``bn=False``, the logits layer)."""
+  name: str
+  kernel: int
+  stride: int = 1
+  padding: str = "SAME"
+  bn: bool = True
+
+  window = property(lambda self: self.kernel)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+  """``kind`` 'max' or 'avg' (average without padded positions)."""
+  kind: str
+  kernel: int
+  stride: int
+  padding: str = "VALID"
+
+  window = property(lambda self: self.kernel)
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalMean:
+  """Mean over the spatial axes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+  """Flattens the map, then a dense layer (``relu`` after it or not)."""
+  name: str
+  relu: bool = True
+
+
+Layer = Any
+
+
+def _allconv() -> tuple[Layer, ...]:
+  return (Conv("ConvBN_0", 3), Conv("ConvBN_1", 3), Conv("ConvBN_2", 3, 2),
+          Conv("ConvBN_3", 3), Conv("ConvBN_4", 3), Conv("ConvBN_5", 3, 2),
+          Conv("ConvBN_6", 3, 1, "VALID"), Conv("ConvBN_7", 1), Conv("Conv_0", 1, bn=False), GlobalMean())
+
+
+def _nin() -> tuple[Layer, ...]:
+  return (Conv("ConvBN_0", 5), Conv("ConvBN_1", 1), Conv("ConvBN_2", 1), Pool("max", 3, 2, "SAME"),
+          Conv("ConvBN_3", 5), Conv("ConvBN_4", 1), Conv("ConvBN_5", 1), Pool("avg", 3, 2, "SAME"),
+          Conv("ConvBN_6", 3), Conv("ConvBN_7", 1), Conv("Conv_0", 1, bn=False), GlobalMean())
+
+
+def _vgg16() -> tuple[Layer, ...]:
+  layers, i = [], 0
+  for v in cifar.VGG16_CONVS:
+    if v == "M":
+      layers.append(Pool("max", 2, 2))
+    else:
+      layers.append(Conv(f"ConvBN_{i}", 3))
+      i += 1
+  return (*layers, Dense("Dense_0"), Dense("Dense_1"), Dense("Dense_2", relu=False))
+
+
+def describe(module) -> tuple[Layer, ...] | None:
+  """The layer description of a ``cifar`` module (eval mode), None for others."""
+  for cls, fn in ((cifar.AllConv, _allconv), (cifar.NiN, _nin), (cifar.VGG16, _vgg16)):
+    if type(module) is cls:
+      return fn()
+  return None
+
+
+# --------------------------------------------------------------------------
+# Dense layers (the clean images, and candidates once a layer is dense).
+# --------------------------------------------------------------------------
+
+
+def _pads(layer, hw):
+  return patchconv.padding_pairs(layer.padding, hw, (layer.window,) * 2, (layer.stride,) * 2)
+
+
+def _bn_relu(variables, name, y):
+  """Eval-mode batch norm then ReLU, in flax.linen.BatchNorm's order of operations."""
+  p = variables["params"][name]["BatchNorm_0"]
+  s = variables["batch_stats"][name]["BatchNorm_0"]
+  y = y - s["mean"]
+  mul = lax.rsqrt(s["var"] + _BN_EPSILON) * p["scale"]
+  return jax.nn.relu(y * mul + p["bias"])
+
+
+def _conv_out(variables, layer: Conv, y):
+  """The per-pixel part after the convolution."""
+  if layer.bn:
+    return _bn_relu(variables, layer.name, y)
+  return y + variables["params"][layer.name]["bias"]
+
+
+def _kernel(variables, layer: Conv):
+  p = variables["params"][layer.name]
+  return (p["Conv_0"] if layer.bn else p)["kernel"]
+
+
+_DN = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # NHWC, HWIO
+
+
+def _conv(x, kernel, stride, padding):
+  return patchconv.conv_general_dilated(x, kernel, (stride, stride), padding, dimension_numbers=_DN)
+
+
+def _pool_sum_or_max(layer: Pool, x, pads):
+  init, op = (-jnp.inf, lax.max) if layer.kind == "max" else (0.0, lax.add)
+  k, s = layer.kernel, layer.stride
+  return lax.reduce_window(x, init, op, (1, k, k, 1), (1, s, s, 1), [(0, 0), *pads, (0, 0)])
+
+
+def _avg_counts(layer: Pool, hw):
+  """float32[H_out, W_out, 1]: the real (unpadded) positions in each pooling window."""
+  ones = jnp.ones((1, *hw, 1), jnp.float32)
+  return _pool_sum_or_max(Pool("add", layer.kernel, layer.stride), ones, _pads(layer, hw))[0]
+
+
+def dense_layer(variables, layer: Layer, x):
+  """One layer on whole maps: float32[N, H, W, C] -> the next layer's input."""
+  if isinstance(layer, Conv):
+    return _conv_out(variables, layer, _conv(x, _kernel(variables, layer), layer.stride, layer.padding))
+  if isinstance(layer, Pool):
+    y = _pool_sum_or_max(layer, x, _pads(layer, x.shape[1:3]))
+    return y if layer.kind == "max" else y / _avg_counts(layer, x.shape[1:3])
+  if isinstance(layer, GlobalMean):
+    return jnp.mean(x, axis=(1, 2))
+  if isinstance(layer, Dense):
+    p = variables["params"][layer.name]
+    y = x.reshape(x.shape[0], -1) @ p["kernel"] + p["bias"]
+    return jax.nn.relu(y) if layer.relu else y
+  raise TypeError(f"unknown layer {layer!r}")
+
+
+def logits(layers: Sequence[Layer], variables, images):
+  """Dense forward pass from a description: uint8[N, H, W, 3] -> float32[N, C]."""
+  x = cifar.preprocess(images)
+  for layer in layers:
+    x = dense_layer(variables, layer, x)
+  return x
+
+
+# --------------------------------------------------------------------------
+# Windows.
+# --------------------------------------------------------------------------
+
+
+def _window_plan(layer, in_hw, patch_hw):
+  """Static sizes of a window layer: (pads, out_hw, window_hw (outputs), input_hw (inputs))."""
+  k, s = layer.window, layer.stride
+  if s > k:
+    raise NotImplementedError(f"incremental inference needs stride <= kernel, got {layer}")
+  pads = _pads(layer, in_hw)
+  out_hw = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi) in zip(in_hw, pads))
+  for n, (lo, hi), o in zip(in_hw, pads, out_hw):
+    if lo + n > (o - 1) * s + k:  # a real row no output reads: patches could stick out of windows
+      raise NotImplementedError(f"incremental inference needs every input row read, not so for {layer} on {in_hw}")
+  win = tuple(min(-(-(p + k - 1) // s), o) for p, o in zip(patch_hw, out_hw))
+  inp = tuple((w - 1) * s + k for w in win)
+  return pads, out_hw, win, inp
+
+
+def _paste(canvas, values, pos, margin):
+  """Writes patches [k, h, w, C] at positions pos int[k, 2] (in ``canvas``
+  coordinates minus ``margin``) into canvas [H, W, C], in order."""
+  for j in range(values.shape[0]):
+    canvas = lax.dynamic_update_slice(canvas, values[j], (pos[j, 0] + margin[0], pos[j, 1] + margin[1], 0))
+  return canvas
+
+
+def _window_layer(variables, layer, clean, values, pos):
+  """One window layer for every candidate.
+
+  Args:
+    clean: float32[B, H, W, C] the clean input map of the layer.
+    values: float32[B, P, k, h, w, C] each candidate's patches of that map.
+    pos: int32[B, P, k, 2] the patches' (row, column) in the map.
+  Returns:
+    (values, pos) of the layer's output map.
+  """
+  b, p, k, ph, pw, c = values.shape
+  in_hw = clean.shape[1:3]
+  pads, out_hw, win, inp = _window_plan(layer, in_hw, (ph, pw))
+  kk, s = layer.window, layer.stride
+  lo = jnp.asarray([pads[0][0], pads[1][0]], jnp.int32)
+  o0 = jnp.clip(-((kk - 1 - (pos + lo)) // s), 0, jnp.asarray(out_hw) - jnp.asarray(win))  # [B, P, k, 2]
+  start = o0 * s  # the windows' first rows/columns in padded coordinates
+  # k > 1: a margin of one patch on each side, so that another pixel's patch can be
+  # written at its position relative to this window, clipped into the margin when
+  # the two do not overlap; k == 1: the own patch always lies inside its window.
+  margin = (ph, pw) if k > 1 else (0, 0)
+  fill = -jnp.inf if isinstance(layer, Pool) and layer.kind == "max" else 0.0
+  padded = jnp.pad(clean, [(0, 0), (pads[0][0] + margin[0], pads[0][1] + margin[0]),
+                           (pads[1][0] + margin[1], pads[1][1] + margin[1]), (0, 0)], constant_values=fill)
+  ext = (inp[0] + 2 * margin[0], inp[1] + 2 * margin[1])
+
+  def one(img, vals, q, a):
+    # img [Hp, Wp, C]; vals [k, h, w, C]; q [k, 2] patch starts, a [k, 2] window starts (padded coords)
+    def window(ai):
+      w = lax.dynamic_slice(img, (ai[0], ai[1], 0), (*ext, c))
+      rel = q - ai
+      if k > 1:
+        rel = jnp.clip(rel, -jnp.asarray([ph, pw]), jnp.asarray(inp))
+      w = _paste(w, vals, rel, margin)
+      return w[margin[0]:margin[0] + inp[0], margin[1]:margin[1] + inp[1]]
+    return jax.vmap(window)(a)
+
+  windows = jax.vmap(jax.vmap(one, (None, 0, 0, 0)))(padded, values, pos + lo, start)  # [B, P, k, ih, iw, C]
+  x = windows.reshape(b * p * k, *inp, c)
+  if isinstance(layer, Conv):
+    y = _conv_out(variables, layer, patchconv.conv_patches(x, _kernel(variables, layer), (s, s), "VALID"))
+  else:
+    y = _pool_sum_or_max(layer, x, [(0, 0), (0, 0)])
+    if layer.kind == "avg":
+      counts = _avg_counts(layer, in_hw)
+      cnt = jax.vmap(lambda o: lax.dynamic_slice(counts, (o[0], o[1], 0), (*win, 1)))(o0.reshape(-1, 2))
+      y = y / cnt
+  return y.reshape(b, p, k, *win, y.shape[-1]), o0
+
+
+def _densify(clean, values, pos):
+  """float32[B * P, H, W, C]: each candidate's whole map (clean map with its patches)."""
+  b, p = values.shape[:2]
+  full = jax.vmap(jax.vmap(_paste, (None, 0, 0, None)), (0, 0, 0, None))(clean, values, pos, (0, 0))
+  return full.reshape(b * p, *full.shape[2:])
+
+
+def window_sizes(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32),
+                 dense_fraction: float = DENSE_FRACTION) -> list:
+  """Per layer: the (h, w) of each pixel's window, or 'dense' (for docs and tests)."""
+  hw, patch, out = tuple(input_hw), (1, 1), []
+  dense = False
+  for layer in layers:
+    if not dense and isinstance(layer, (Conv, Pool)):
+      _, out_hw, win, _ = _window_plan(layer, hw, patch)
+      dense = pixels * win[0] * win[1] >= dense_fraction * out_hw[0] * out_hw[1]
+      if not dense:
+        out.append(win)
+        hw, patch = out_hw, win
+        continue
+    dense = True
+    out.append("dense")
+  return out
+
+
+def logits_pixels(layers: Sequence[Layer], variables, clean_images, pixels,
+                  dense_fraction: float = DENSE_FRACTION):
+  """Logits of every candidate, recomputing only the windows its pixels reach.
+
+  Args:
+    layers: the network's description (``describe``).
+    clean_images: uint8[B, H, W, 3].
+    pixels: int[B, P, k, 5] valid (x, y, r, g, b) tuples (``perturb.to_pixels``).
+    dense_fraction: see ``DENSE_FRACTION``; 0 computes everything dense.
+  Returns:
+    float32[B, P, C], equal to the dense model's logits on
+    ``perturb.apply(clean_images[:, None], pixels)`` to float tolerance.
+  """
+  pixels = jnp.asarray(pixels).astype(jnp.int32)
+  b, p, k = pixels.shape[:3]
+  clean = cifar.preprocess(clean_images)                                 # [B, H, W, 3]
+  values = cifar.preprocess(pixels[..., 2:5])[:, :, :, None, None, :]    # [B, P, k, 1, 1, 3]
+  pos = jnp.stack([pixels[..., 1], pixels[..., 0]], axis=-1)             # (row, column)
+  x = None  # [B * P, ...] once dense
+  for layer in layers:
+    if x is None and isinstance(layer, (Conv, Pool)):
+      _, out_hw, win, _ = _window_plan(layer, clean.shape[1:3], values.shape[3:5])
+      if k * win[0] * win[1] < dense_fraction * out_hw[0] * out_hw[1]:
+        values, pos = _window_layer(variables, layer, clean, values, pos)
+        clean = dense_layer(variables, layer, clean)
+        continue
+    if x is None:
+      x = _densify(clean, values, pos)
+    x = dense_layer(variables, layer, x)
+  return x.astype(jnp.float32).reshape(b, p, -1)
+
+
+def apply_pixels(layers: Sequence[Layer], variables, clean_images, pixels,
+                 dense_fraction: float = DENSE_FRACTION):
+  """float32[B, P, C] softmax probabilities of ``logits_pixels``."""
+  return jax.nn.softmax(logits_pixels(layers, variables, clean_images, pixels, dense_fraction), axis=-1)
