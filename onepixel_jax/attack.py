@@ -435,9 +435,13 @@ def process_share(num_attacks: int) -> np.ndarray:
     return np.arange(jax.process_index(), num_attacks, jax.process_count())
 
 
-def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platform: str) -> int:
-    """Slots so that one forward pass is ~1,024 images per CPU device, ~16,384 per accelerator."""
-    per_device = 1024 if platform == "cpu" else 16384
+def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platform: str,
+                       incremental: bool = False) -> int:
+    """Slots so that one forward pass is ~1,024 images per CPU device (~4,096
+    with incremental inference, whose per-query work is small enough that
+    larger batches keep the CPU busier: 698 -> 834 queries/s for AllConv from
+    2 to 16 slots on 2 cores), ~16,384 per accelerator."""
+    per_device = (4096 if incremental else 1024) if platform == "cpu" else 16384
     b = max(1, (per_device * num_devices) // popsize)
     return max(1, min(b, num_attacks))
 
@@ -525,7 +529,7 @@ def attack_iter(
     if pred.on_host:
         devices = devices[:1]  # host callables see the whole batch at once
     ndev = len(devices)
-    b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform)
+    b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.pixels_fn is not None)
     b = ndev * math.ceil(b / ndev)
     mesh = Mesh(np.asarray(devices), ("slots",))
     slot_sharding = NamedSharding(mesh, PS("slots"))
