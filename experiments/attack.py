@@ -38,7 +38,10 @@ flags.DEFINE_integer("generations", 100, "Maximum DE generations (paper: 100).")
 flags.DEFINE_enum("early_stop", "paper", list(EARLY_STOP_RULES), "paper: target > 0.9 / true < 0.05; "
                   "misclassify: first success; none.")
 flags.DEFINE_integer("seed", 0, "Seed for the image draw and every attack.")
-flags.DEFINE_integer("batch_size", None, "Attacks per forward pass (default: ~1024 images per CPU device).")
+flags.DEFINE_integer("batch_size", None, "Attacks per forward pass (default: ~1024 images per CPU "
+                     "device, ~4096 with incremental inference, ~16384 per accelerator).")
+flags.DEFINE_boolean("incremental", True, "Sparse incremental inference for the bundled CIFAR-10 networks "
+                     "(same results as dense, ~3-4x faster on CPU); --noincremental runs every candidate dense.")
 flags.DEFINE_string("out", None, "Output directory.")
 flags.mark_flag_as_required("out")
 
@@ -51,7 +54,7 @@ def main(argv):
                            early_stop=FLAGS.early_stop)
         job = experiment.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
                              num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
-                             batch_size=FLAGS.batch_size)
+                             batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)
         summary = experiment.run(job, FLAGS.out)
     except (ValueError, OSError) as e:
         sys.exit(f"experiments.attack: error: {e}".splitlines()[0])

@@ -39,6 +39,9 @@ class Job:
     seed: int = 0
     config: AttackConfig = AttackConfig()
     batch_size: int | None = None
+    # Sparse incremental inference where the model supports it; results equal
+    # the dense path's, so neither this nor batch_size stops a resume.
+    incremental: bool = True
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -101,10 +104,13 @@ def _check_resumable(out_dir: str, job: Job):
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
     new = job.to_json()
-    diff = [k for k in sorted(set(old) | set(new)) if k != "batch_size" and old.get(k) != new.get(k)]
+    diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
     if diff:
         raise ValueError(f"--out {out_dir} holds a run with other settings ({', '.join(diff)} differ); "
                          f"use a new --out or the same settings to resume")
+
+
+_SPEED_ONLY = ("batch_size", "incremental")  # settings that change speed, never results
 
 
 def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
@@ -141,7 +147,8 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
     if remaining:
         rid, rlab, rtgt = (np.asarray(c) for c in zip(*remaining))
         for rec in attack_iter(model, images[rid], rlab, None if not job.targeted else rtgt, job.config, job.seed,
-                               job.batch_size, ids=rid, progress=progress):
+                               job.batch_size, ids=rid, progress=progress,
+                               incremental=job.incremental):
             rec.pop("index")
             rec["clean_prob"] = clean_prob[rec["id"]]
             results.append(path, [rec])

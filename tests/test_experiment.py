@@ -122,3 +122,22 @@ def test_other_settings_refuse_to_resume(setup, tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         experiment.run(job(setup, num_images=1, targeted=False, config=AttackConfig(popsize=8, generations=3, pixels=3)),
                        out, progress=False, log=lambda *a: None)
+
+
+def test_dense_run_resumes_an_incremental_one_with_the_same_records(setup, tmp_path):
+    """--noincremental changes speed only: it may resume an incremental run's
+    --out, and a whole dense run writes the same records."""
+    quiet = dict(progress=False, log=lambda *a: None)
+    inc_out, dense_out = str(tmp_path / "inc"), str(tmp_path / "dense")
+    experiment.run(job(setup, num_images=2, targeted=False), inc_out, **quiet)
+    experiment.run(job(setup, num_images=2, targeted=False, incremental=False), dense_out, **quiet)
+    key = lambda r: (r["id"], r["target"])
+    inc = sorted(results.read(os.path.join(inc_out, "results.jsonl")), key=key)
+    dense = sorted(results.read(os.path.join(dense_out, "results.jsonl")), key=key)
+    assert len(inc) == 2
+    for a, b in zip(inc, dense):
+        assert (a["id"], a["success"], a["predicted"], a["perturbation"], a["queries"]) == \
+            (b["id"], b["success"], b["predicted"], b["perturbation"], b["queries"])
+        assert a["true_prob"] == pytest.approx(b["true_prob"], abs=1e-6)
+    experiment.run(job(setup, num_images=2, targeted=False, incremental=False), inc_out, **quiet)  # no refusal
+    assert sorted(results.read(os.path.join(inc_out, "results.jsonl")), key=key) == inc
