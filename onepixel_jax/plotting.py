@@ -28,7 +28,7 @@ def examples(images, records, class_names=None, path=None, max_examples: int = 8
     """
     chosen = sorted(records, key=lambda r: (not r["success"], -r["adversarial_prob"]))[:max_examples]
     n = max(1, len(chosen))
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.3), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.6), squeeze=False)
     for j, r in enumerate(chosen):
         img = np.asarray(images[r["id"]])
         pixels = np.asarray(r["perturbation"], np.int32)
@@ -41,8 +41,9 @@ def examples(images, records, class_names=None, path=None, max_examples: int = 8
         bottom.imshow(adv, interpolation="nearest")
         mark = "" if r["success"] else " (failed)"
         tgt = "" if r["target"] is None else f"\ntarget: {_label(class_names, r['target'])}"
-        bottom.set_title(f"adv: {_label(class_names, r['predicted'])} ({r['adversarial_prob']:.0%}){mark}{tgt}",
-                         fontsize=8, color="crimson" if r["success"] else "gray")
+        # Below the adversarial image, so that it never covers the clean one.
+        bottom.set_xlabel(f"adv: {_label(class_names, r['predicted'])} ({r['adversarial_prob']:.0%}){mark}{tgt}",
+                          fontsize=8, color="crimson" if r["success"] else "gray")
         radius = max(img.shape[:2]) / 16
         for x, y, *_ in pixels.tolist():
             bottom.add_patch(plt.Circle((x, y), radius, fill=False, color="yellow", lw=1.5))
