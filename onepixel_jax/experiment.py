@@ -177,6 +177,9 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
     return summary
 
 
+PAPER_POPSIZE, PAPER_GENERATIONS = 400, 100  # Sec. IV: the paper's DE budget
+
+
 def format_summary(s: dict) -> str:
     """A small table for the terminal."""
     rows = [
@@ -185,8 +188,12 @@ def format_summary(s: dict) -> str:
         ("attack", "targeted (9 per image)" if s["targeted"] else "non-targeted"),
         ("images drawn / attacked", f"{s['num_images_drawn']} / {s['num_images']}"),
         ("attacks", s["num_attacks"]),
-        ("success rate", f"{s['success_rate']:.2%}"),
     ]
+    if "popsize" in s:
+        reduced = s["popsize"] < PAPER_POPSIZE or s["generations"] < PAPER_GENERATIONS
+        rows.append(("DE budget", f"population {s['popsize']} x {s['generations']} generations"
+                     + (" (REDUCED from the paper's 400 x 100)" if reduced else "")))
+    rows.append(("success rate", f"{s['success_rate']:.2%}"))
     if "nontargeted_success_rate" in s:
         rows.append(("images fooled (any target)", f"{s['nontargeted_success_rate']:.2%}"))
     rows += [

@@ -141,3 +141,13 @@ def test_dense_run_resumes_an_incremental_one_with_the_same_records(setup, tmp_p
         assert a["true_prob"] == pytest.approx(b["true_prob"], abs=1e-6)
     experiment.run(job(setup, num_images=2, targeted=False, incremental=False), inc_out, **quiet)  # no refusal
     assert sorted(results.read(os.path.join(inc_out, "results.jsonl")), key=key) == inc
+
+
+@pytest.mark.parametrize("popsize,generations,reduced", [(400, 100, False), (400, 10, True), (100, 100, True)])
+def test_summary_says_when_the_budget_is_below_the_papers(popsize, generations, reduced):
+    s = {"model": "allconv", "pixels": 1, "targeted": False, "num_images_drawn": 2, "num_images": 2,
+         "num_attacks": 2, "popsize": popsize, "generations": generations, "success_rate": 0.5,
+         "confidence": 0.3, "mean_queries": 100.0, "wall_seconds": 1.0}
+    text = experiment.format_summary(s)
+    assert f"population {popsize} x {generations} generations" in text
+    assert ("REDUCED" in text) == reduced
