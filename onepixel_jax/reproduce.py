@@ -148,8 +148,10 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
         r = recs.get(run_name)
         return fn(r) if r else None
 
-    def note(m):
-        return f" — *{skipped[m]}*" if m in skipped else ""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+    def note(m):  # paths inside the repository shown relative to it, so the report can be committed
+        return f" — *{skipped[m].replace(root, '')}*" if m in skipped else ""
 
     lines = [
         "# Reproduced tables (ours, with the paper's number in parentheses)",
