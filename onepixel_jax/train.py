@@ -69,8 +69,8 @@ def augment(rng: jax.Array, images: jnp.ndarray, pad: int = 4) -> jnp.ndarray:
 
 def make_schedule(config, steps_per_epoch: int):
   """Linear warm-up to ``learning_rate`` then cosine decay to 0 (one cycle)."""
-  total = max(1, config.num_epochs * steps_per_epoch)
-  warmup = max(1, int(config.warmup_fraction * total))
+  warmup = max(1, int(config.warmup_fraction * config.num_epochs * steps_per_epoch))
+  total = max(warmup + 1, config.num_epochs * steps_per_epoch)  # optax needs a decay phase of >= 1 step
   return optax.warmup_cosine_decay_schedule(
       init_value=config.learning_rate * config.warmup_init_factor,
       peak_value=config.learning_rate, warmup_steps=warmup,

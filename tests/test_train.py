@@ -121,6 +121,13 @@ def test_schedule_anneals_to_zero():
   assert float(sched(30)) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_one_step_schedule_is_valid():
+  """A one-epoch run exports through make_optimizer(config, 1): one step in all."""
+  sched = train.make_schedule(_config(num_epochs=1, learning_rate=0.1), 1)
+  assert float(sched(1)) == pytest.approx(0.1)
+  assert float(sched(2)) == pytest.approx(0.0, abs=1e-8)
+
+
 def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
   from PIL import Image
   from onepixel_jax import data
