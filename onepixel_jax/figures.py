@@ -113,6 +113,13 @@ def _note(fig, data):
         fig.text(0.01, -0.01, data["note"], fontsize=7, color="crimson", va="top")
 
 
+def _finish(fig, data):
+    """The note (if any) under a tightly laid out figure."""
+    _note(fig, data)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------
 # Probing.
 # --------------------------------------------------------------------------
@@ -147,9 +154,7 @@ def _probe_curves(d):
     for k in range(len(ex), rows * cols):
         axes[k // cols, k % cols].axis("off")
     fig.suptitle(d.get("title", "class probabilities along the colour path"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("probe_pairs")
@@ -159,9 +164,7 @@ def _probe_pairs(d):
     _matrix(axes[0], d["flip_distance"], names, "median flip distance (RGB units)", "{:.0f}", d["count"])
     _matrix(axes[1], d["width_distance"], names, "median 10-90% transition width (RGB units)", "{:.0f}", d["count"])
     fig.suptitle(d.get("title", "boundary probing per (original, adversarial) pair; (n) probes"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("probe_positions")
@@ -181,9 +184,7 @@ def _probe_positions(d):
         ax.set_title(title, fontsize=9)
         plt.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(d.get("title", "adversarial colour moved to neighbouring positions"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 # --------------------------------------------------------------------------
@@ -236,18 +237,14 @@ def _corner_vs_de(d):
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
     ax.set_title(d.get("title", "success at equal query budgets"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("pair_matrix")
 def _pair_matrix(d):
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     _matrix(ax, d["matrix"], _names(d), d.get("title", ""), counts=d.get("counts"), vmin=0, vmax=1)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 # --------------------------------------------------------------------------
@@ -286,9 +283,7 @@ def _population_sweep(d):
     ax.legend(fontsize=7)
     ax.set_title("success against queries, per population", fontsize=9)
     fig.suptitle(d.get("title", "open question 1: initial population size"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("generation_curves")
@@ -311,9 +306,7 @@ def _generation_curves(d):
     axes[1].legend(fontsize=6)
     axes[1].set_title("how good the best candidate is, by generation", fontsize=9)
     fig.suptitle(d.get("title", "open question 2: do more generations help?"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("imbalance")
@@ -341,9 +334,7 @@ def _imbalance(d):
         r = d["pair_vs_margin"]
     ax.set_title(f"Spearman rho = {r['rho'] if r['rho'] is None else round(r['rho'], 2)} (n = {r['n']})", fontsize=9)
     fig.suptitle(d.get("title", "open question 3: class-pair imbalance"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
 
 
 @_drawer("geometry")
@@ -371,6 +362,4 @@ def _geometry(d):
     ax.set_ylabel("success from class - success to class")
     ax.set_title(f"rho = {r['rho'] if r['rho'] is None else round(r['rho'], 2)} (n = {r['n']} classes)", fontsize=9)
     fig.suptitle(d.get("title", "the 'long, thin boundary' note, tested with probing"), fontsize=9)
-    _note(fig, d)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, d)
