@@ -1,4 +1,5 @@
-"""The analyses' figures, each drawn only from its data so it can be redrawn.
+"""Figures drawn only from their data (JSON) so they can be redrawn: the
+paper's Figs. 5-7 (``onepixel_jax.reproduce``) and the analyses'.
 
 ``save(out_dir, name, kind, data)`` writes ``name.json`` (the numbers, plus
 ``"figure": kind``), then draws it into ``name.png`` and ``name.pdf``;
@@ -118,6 +119,60 @@ def _finish(fig, data):
     _note(fig, data)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------
+# The paper's figures (onepixel_jax.reproduce).
+# --------------------------------------------------------------------------
+
+
+@_drawer("targets_histogram")
+def _targets_histogram(data):
+    """Fig. 5: share of images reaching 0..9 target classes, one bar group per run.
+
+    ``data``: {"runs": {name: {"counts": [10 ints], "paper_zero": float | None}}}.
+    """
+    runs = data["runs"]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / max(1, len(runs))
+    for j, (name, r) in enumerate(runs.items()):
+        counts = np.asarray(r["counts"], float)
+        share = counts / max(1.0, counts.sum())
+        bars = ax.bar(np.arange(len(counts)) + j * width, share, width, label=name)
+        if r.get("paper_zero") is not None:
+            ax.plot([j * width], [r["paper_zero"]], marker="_", ms=14, mew=2.5, color=bars[0].get_facecolor(),
+                    markeredgecolor="black")
+    ax.set_xticks(np.arange(10) + 0.4 - width / 2)
+    ax.set_xticklabels(range(10))
+    ax.set_xlabel("number of target classes reached")
+    ax.set_ylabel("share of images")
+    ax.set_title("Fig. 5: target classes per image (black marks: paper's share at 0)", fontsize=9)
+    ax.legend(fontsize=7)
+    return _finish(fig, data)
+
+
+@_drawer("pair_heatmap")
+def _pair_heatmap(data):
+    """Figs. 6-7: successful attacks from original class (rows) to target class (columns).
+
+    ``data``: {"title": str, "class_names": [...], "counts": [[C x C ints]]}.
+    """
+    m = np.asarray(data["counts"])
+    names = data["class_names"]
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    im = ax.imshow(m, cmap="viridis")
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if v < m.max() / 2 else "black")
+    ax.set_xticks(range(len(names)))
+    ax.set_yticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, fontsize=7)
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel("target class")
+    ax.set_ylabel("original class")
+    ax.set_title(data["title"], fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return _finish(fig, data)
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 import ml_collections
 import numpy as np
 
-from onepixel_jax import baseline, experiment, metrics, plotting, results
+from onepixel_jax import baseline, experiment, figures, metrics, results
 from onepixel_jax.attack import AttackConfig
 
 CIFAR_MODELS = ("allconv", "nin", "vgg16")
@@ -230,11 +230,11 @@ def write_figures(recs: dict, out_dir: str) -> list[str]:
         for n, r in targeted.items():
             model, px = _model_pixels(n)
             runs[n] = {"counts": metrics.targets_histogram(r).tolist(), "paper_zero": PAPER["fig5_zero"].get((model, px))}
-        written.append(_dump_and_plot({"kind": "targets_histogram", "runs": runs}, os.path.join(fig_dir, "fig5_targets")))
+        written.append(_save_figure(fig_dir, "fig5_targets", "targets_histogram", {"runs": runs}))
     for n, r in targeted.items():
-        data = {"kind": "pair_heatmap", "title": f"Figs. 6-7: original -> target successes ({n})",
+        data = {"title": f"Figs. 6-7: original -> target successes ({n})",
                 "class_names": list(CIFAR10_CLASSES), "counts": metrics.pair_counts(r).tolist()}
-        written.append(_dump_and_plot(data, os.path.join(fig_dir, f"fig6_pairs_{n}")))
+        written.append(_save_figure(fig_dir, f"fig6_pairs_{n}", "pair_heatmap", data))
     for n in targeted:
         src = os.path.join(out_dir, n, "examples.png")
         if os.path.exists(src):
@@ -248,23 +248,17 @@ def _model_pixels(run_name: str):
     return parts[1], px
 
 
-_PLOTTERS = {"targets_histogram": plotting.targets_histogram, "pair_heatmap": plotting.pair_heatmap}
-
-
-def _dump_and_plot(data: dict, stem: str) -> str:
-    with open(stem + ".json", "w") as f:
-        json.dump(data, f)
-    _PLOTTERS[data["kind"]](data, stem)
-    return os.path.relpath(stem + ".png", os.path.dirname(os.path.dirname(stem)))
+def _save_figure(fig_dir: str, name: str, kind: str, data: dict) -> str:
+    """JSON, PNG and PDF (``figures.save``); returns the PNG's path relative to the run folder."""
+    figures.save(fig_dir, name, kind, data)
+    return os.path.relpath(os.path.join(fig_dir, name + ".png"), os.path.dirname(fig_dir))
 
 
 def replot(out_dir: str) -> list[str]:
     """Redraws every figure of ``out_dir/figures`` from its JSON data file."""
     done = []
     for path in sorted(glob.glob(os.path.join(out_dir, "figures", "*.json"))):
-        with open(path) as f:
-            data = json.load(f)
-        _PLOTTERS[data["kind"]](data, path[:-5])
+        figures.redraw(path)
         done.append(path[:-5] + ".png")
     return done
 
