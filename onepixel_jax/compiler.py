@@ -1,0 +1,64 @@
+"""XLA compiler options per compiled function, chosen by measurement.
+
+XLA takes options per compilation (``jax.jit(f, compiler_options=...)``), not
+only process-wide through ``XLA_FLAGS``, so each kind of compiled function
+gets the setting that wins for it:
+
+- ``"train"`` (the training step) and ``"dense"`` (whole-network forward
+  passes: evaluation, dense attacks): XLA:CPU's YNNPACK back end for dot
+  products, ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT``.
+  Measured on AllConv, batch 128, 2 cores, one process, interleaved: training
+  step ~1.5x (87 -> 134 images/s), and its backward pass is where it wins.
+- ``"incremental"`` (sparse incremental attack inference): no option; YNNPACK
+  made it slower (432 -> 375 queries/s, as measured in the training issue).
+
+Not adopted, measured in the same runs: YNNPACK / XNNPACK / oneDNN for
+convolutions (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``: 83-95 against
+134 images/s), bfloat16 product operands (133 vs 134: XLA:CPU's convolutions
+do not use the CPU's bfloat16 instructions), all-im2col convolutions (102),
+batch 256 / 512 (67 / 66 against 73 at 128). ``python -m experiments.benchmark
+--train`` measures the winner against the plain compilation in one run.
+
+Options apply only on the backend they were measured on (CPU); elsewhere
+:func:`options` is empty. ``ONEPIXEL_XLA_OPTIONS=0`` turns them all off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import jax
+
+KINDS = ("train", "dense", "incremental")
+
+_YNN_DOT = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+# (backend, kind) -> XLA DebugOptions overrides.
+_OPTIONS: dict[tuple[str, str], dict] = {
+    ("cpu", "train"): _YNN_DOT,
+    ("cpu", "dense"): _YNN_DOT,
+    ("cpu", "incremental"): {},
+}
+
+
+def enabled() -> bool:
+  """False when ``$ONEPIXEL_XLA_OPTIONS`` is "0" (every option off)."""
+  return os.environ.get("ONEPIXEL_XLA_OPTIONS", "1") != "0"
+
+
+def options(kind: str, backend: str | None = None) -> dict:
+  """The compiler options for a compiled function of ``kind`` on ``backend``
+  (default: JAX's default backend); {} where none is measured to win."""
+  if kind not in KINDS:
+    raise ValueError(f"unknown compiled-function kind {kind!r}; valid: {', '.join(KINDS)}")
+  if not enabled():
+    return {}
+  return dict(_OPTIONS.get((backend or jax.default_backend(), kind), {}))
+
+
+def jit(fun: Callable, kind: str, *, tuned: bool = True, **jit_kwargs) -> Callable:
+  """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`options` for ``kind``
+  (``tuned=False``: XLA's defaults, for comparisons)."""
+  opts = options(kind) if tuned else {}
+  return jax.jit(fun, compiler_options=opts or None, **jit_kwargs)

@@ -1,0 +1,48 @@
+"""XLA compiler options per compiled function (onepixel_jax.compiler): the
+tuned compilations compute what XLA's default ones do, to float tolerance."""
+
+import jax
+import numpy as np
+import pytest
+
+from onepixel_jax import compiler, models, train
+
+
+def test_options_per_kind_and_switch(monkeypatch):
+  if jax.default_backend() == "cpu":
+    assert compiler.options("train") == compiler.options("dense") != {}
+    assert compiler.options("incremental") == {}
+  assert compiler.options("train", backend="tpu") == {}
+  monkeypatch.setenv("ONEPIXEL_XLA_OPTIONS", "0")
+  assert compiler.options("train") == {}
+  with pytest.raises(ValueError, match="unknown compiled-function kind 'infer'"):
+    compiler.options("infer")
+
+
+def _allconv():
+  module = models.create("allconv")
+  return module, models.init_variables(module, jax.random.PRNGKey(0))
+
+
+def test_tuned_forward_pass_equals_default():
+  module, variables = _allconv()
+  x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+  f = lambda v, x: module.apply(v, x, train=False)
+  tuned = np.asarray(compiler.jit(f, "dense")(variables, x))
+  plain = np.asarray(compiler.jit(f, "dense", tuned=False)(variables, x))
+  np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_tuned_training_step_equals_default():
+  module, _ = _allconv()
+  config = train.default_config("allconv")
+  state = train.create_state(module, jax.random.PRNGKey(0), train.make_optimizer(config, 10))
+  rng = np.random.default_rng(1)
+  x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+  y = rng.integers(0, 10, 8).astype(np.int32)
+  step = lambda s: train.train_step(s, x, y, jax.random.PRNGKey(2), num_classes=10,
+                                    label_smoothing=0.2, pad=2)
+  (s1, m1), (s2, m2) = compiler.jit(step, "train")(state), compiler.jit(step, "train", tuned=False)(state)
+  np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-5)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5),
+                         s1.params, s2.params)
