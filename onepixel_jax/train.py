@@ -8,7 +8,14 @@ the end. Everything random derives from one ``PRNGKey(config.seed)`` split
 once into init / data / step keys; the step key is ``fold_in(key, step)`` and
 the batch order of epoch ``e`` is ``permutation(fold_in(data_key, e))``, so a
 run killed and resumed from its last checkpoint (``workdir/checkpoints``,
-orbax) continues exactly as an uninterrupted one. Per-epoch metrics are
+orbax) continues exactly as an uninterrupted one. ``config.init_from`` (a
+``.msgpack`` written by :func:`export`, e.g. a bundled checkpoint) starts a
+*new* run from those weights with a fresh optimiser and schedule, so training
+can continue across machines and sessions; the exported metadata's
+``lineage`` lists every stage (command, epochs, seconds, hardware) and
+``total_training_seconds`` / ``total_epochs`` their sums. The training step
+and evaluation are compiled with :mod:`onepixel_jax.compiler`'s options.
+Per-epoch metrics are
 appended to ``workdir/metrics.jsonl``; the final test numbers go to
 ``workdir/final.json``, and with ``config.export_path`` set the weights are
 exported through :func:`onepixel_jax.models.save_checkpoint`.
@@ -35,12 +42,48 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 from tqdm import tqdm
 
+from onepixel_jax import compiler
 from onepixel_jax import data as data_lib
 from onepixel_jax import models
 
 
 # sha256 of ../shared/data/cifar10-jpeg.tar.gz (see shared/data/README.md).
 SHARED_TARBALL_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
+
+
+def default_config(model: str) -> ml_collections.ConfigDict:
+  """The training config of ``model`` (experiments/configs/<model>.py start
+  from it). The schedule is a short one for CPUs, the paper's architectures
+  unchanged: one-cycle Nesterov SGD at batch 128, label smoothing 0.2 and
+  +-2-pixel translations, the choices airbench (Jordan 2024) found best for
+  ~10-epoch CIFAR-10 training. ``num_epochs=60, label_smoothing=0.1,
+  crop_padding=4`` is the longer GPU schedule.
+  """
+  c = ml_collections.ConfigDict()
+  c.model = model
+  c.data = ""                 # "" = $ONEPIXEL_CIFAR10 or ../shared/data/cifar10-jpeg.tar.gz; "tfds"; a path
+  c.seed = 0
+  c.num_val = 5000            # held out from the TRAINING split for per-epoch evaluation
+  c.val_seed = 0
+  c.batch_size = 128          # XLA:CPU's training step is no faster per image at 256 or 512
+  c.eval_batch_size = 500
+  c.num_epochs = 12
+  c.learning_rate = 0.1       # peak of the one-cycle (warm-up + cosine to 0) schedule
+  c.warmup_fraction = 0.15
+  c.warmup_init_factor = 0.04
+  c.momentum = 0.9
+  c.nesterov = True
+  c.weight_decay = 5e-4
+  c.label_smoothing = 0.2
+  c.crop_padding = 2          # random translation by up to 2 pixels (zero fill)
+  c.init_from = ""            # a .msgpack (e.g. the bundled one): start from its weights, fresh schedule
+  c.checkpoint_every_steps = 100
+  c.max_to_keep = 2
+  c.progress_interval = 60.0  # seconds between tqdm refreshes (keeps logs short)
+  c.export = True             # write onepixel_jax/weights/<model>.msgpack at the end
+  c.export_path = ""          # "" = onepixel_jax/weights/<model>.msgpack
+  c.fp16_tolerance = 0.0005   # store float16 unless it costs more test accuracy than this
+  return c
 
 
 class TrainState(train_state.TrainState):
@@ -92,22 +135,32 @@ def create_state(module: nn.Module, rng: jax.Array, tx) -> TrainState:
                            batch_stats=variables["batch_stats"], tx=tx)
 
 
-def train_step(state: TrainState, images, labels, rng, *, num_classes: int,
-               label_smoothing: float, pad: int):
-  """One SGD step (augmentation inside). Returns (state, metrics)."""
-  k_aug, k_drop = jax.random.split(rng)
-  images = augment(k_aug, images, pad)
+def gradients(state: TrainState, images, labels, rng, *, num_classes: int,
+              label_smoothing: float):
+  """Forward and backward pass on augmented ``images``: (grads, new batch
+  statistics, loss, logits float32[N, C])."""
 
   def loss_fn(params):
     logits, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, images, train=True,
-        rngs={"dropout": k_drop}, mutable=["batch_stats"])
+        rngs={"dropout": rng}, mutable=["batch_stats"])
+    logits = logits.astype(jnp.float32)
     targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
     loss = optax.softmax_cross_entropy(logits, targets).mean()
     return loss, (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+  return grads, updates["batch_stats"], loss, logits
+
+
+def train_step(state: TrainState, images, labels, rng, *, num_classes: int,
+               label_smoothing: float, pad: int):
+  """One SGD step (augmentation inside). Returns (state, metrics)."""
+  k_aug, k_drop = jax.random.split(rng)
+  images = augment(k_aug, images, pad)
+  grads, batch_stats, loss, logits = gradients(
+      state, images, labels, k_drop, num_classes=num_classes, label_smoothing=label_smoothing)
+  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   acc = jnp.mean(jnp.argmax(logits, -1) == labels)
   return state, {"loss": loss, "accuracy": acc}
 
@@ -135,7 +188,7 @@ def evaluate(module, variables, images, labels, batch_size: int = 500,
   key = id(module), batch_size
   if key not in _cache:
     _cache.clear()
-    _cache[key] = jax.jit(lambda v, x, y, m: eval_step(module, v, x, y, m))
+    _cache[key] = compiler.jit(lambda v, x, y, m: eval_step(module, v, x, y, m), "dense")
   fn = _cache[key]
   tot = {"correct": 0.0, "loss": 0.0, "count": 0.0}
   n = len(labels)
@@ -186,6 +239,43 @@ def restore_latest(workdir, state: TrainState, max_to_keep: int = 2):
   return state, float(ck["train_seconds"])
 
 
+def init_variables_from(config) -> dict | None:
+  """``{'params', 'batch_stats'}`` of ``config.init_from`` (float32), or None
+  when it is unset. The file must hold ``config.model``'s architecture."""
+  if not config.init_from:
+    return None
+  return dict(models.load(config.model, checkpoint=config.init_from).variables)
+
+
+INIT_META = "init_from.json"  # the init_from checkpoint's metadata, copied into the workdir
+
+
+def _init_metadata(config) -> dict:
+  meta_path = pathlib.Path(config.init_from).with_suffix(".json")
+  if not meta_path.is_file():
+    raise ValueError(f"init_from checkpoint {config.init_from} has no metadata {meta_path}; "
+                     "its lineage cannot be recorded")
+  return json.loads(meta_path.read_text())
+
+
+def lineage(config, stage: dict, workdir=None) -> list[dict]:
+  """Every training stage that led to a checkpoint, oldest first: the stages
+  recorded beside ``config.init_from`` (its metadata's ``lineage``, or one
+  stage made from its metadata when it has none), then ``stage``. The
+  metadata is read from the copy :func:`train` left in ``workdir`` (the file
+  beside ``init_from`` may since have been overwritten by the export)."""
+  if not config.init_from:
+    return [stage]
+  copy = pathlib.Path(workdir or ".") / INIT_META
+  prev = json.loads(copy.read_text()) if workdir and copy.is_file() else _init_metadata(config)
+  stages = prev.get("lineage") or [{
+      "command": prev.get("command", ""), "epochs": prev.get("epochs_completed", prev.get("epochs")),
+      "steps": prev.get("steps"), "training_seconds": prev.get("training_seconds"),
+      "hardware": prev.get("hardware"), "init_from": None,
+      "test_accuracy": prev.get("test_accuracy"), "exported": prev.get("exported")}]
+  return [*stages, {**stage, "init_from_sha256": prev.get("sha256")}]
+
+
 def load_data(config):
   """(train, val) from ``config.data`` ("tfds" or a path; '' = default tarball)."""
   source = config.data or str(data_lib.default_tarball())
@@ -227,15 +317,23 @@ def train(config, workdir, train_data, val_data, module: nn.Module | None = None
   init_rng, data_rng, step_rng = jax.random.split(rng, 3)
   tx = make_optimizer(config, steps_per_epoch)
   state = create_state(module, init_rng, tx)
+  init = init_variables_from(config)
+  if init is not None:
+    state = state.replace(params=init["params"], batch_stats=init["batch_stats"])
+    if not (workdir / INIT_META).is_file():
+      (workdir / INIT_META).write_text(json.dumps(_init_metadata(config), indent=2))
   state, train_seconds = restore_latest(workdir, state, config.max_to_keep)
   start = int(state.step)
   if start:
     print(f"resumed from step {start}/{total_steps} in {workdir}", flush=True)
+  elif init is not None:
+    print(f"starting from the weights of {config.init_from} (fresh optimiser and schedule)",
+          flush=True)
 
-  step_fn = jax.jit(lambda s, x, y, r: train_step(
+  step_fn = compiler.jit(lambda s, x, y, r: train_step(
       s, x, y, r, num_classes=module.num_classes if hasattr(module, "num_classes") else 10,
       label_smoothing=config.label_smoothing, pad=config.crop_padding),
-      donate_argnums=(0,))
+      "train", donate_argnums=(0,))
   mgr = _checkpoint_manager(workdir, config.max_to_keep)
   metrics_path = workdir / "metrics.jsonl"
   done_epochs = _logged_epochs(metrics_path)
@@ -347,6 +445,13 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
   commands_file = workdir / "commands.txt"
   training_command = (commands_file.read_text().splitlines()[0]
                       if commands_file.is_file() else "")
+  epochs_completed = epochs_logged[-1] if epochs_logged else 0
+  stages = lineage(config, {
+      "command": training_command or command, "epochs": epochs_completed,
+      "steps": int(state.step), "training_seconds": round(train_seconds, 1),
+      "hardware": hardware(), "init_from": config.init_from or None,
+      "test_accuracy": res[f"test_accuracy_{tag}"],
+      "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, workdir)
   meta = {
       "model": config.model,
       "test_accuracy": res[f"test_accuracy_{tag}"],
@@ -364,9 +469,12 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
       "export_command": command,
       "config": config.to_dict(),
       "epochs": config.num_epochs,
-      "epochs_completed": epochs_logged[-1] if epochs_logged else 0,
+      "epochs_completed": epochs_completed,
       "steps": int(state.step),
       "training_seconds": round(train_seconds, 1),
+      "lineage": stages,
+      "total_epochs": sum(st["epochs"] or 0 for st in stages),
+      "total_training_seconds": round(sum(st["training_seconds"] or 0 for st in stages), 1),
       "hardware": hardware(),
       "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }

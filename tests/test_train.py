@@ -153,3 +153,46 @@ def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
   assert "4 test images of tree" in meta["test_set"]
   loaded = models.load("allconv", config.export_path)
   assert loaded.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 10)
+
+
+def test_continuation_from_a_checkpoint_records_lineage(tmp_path):
+  """init_from starts a new run from a checkpoint's weights (fresh schedule),
+  deterministically given the seed, and the lineage lists both stages."""
+  module = models.create("allconv")
+  first = tmp_path / "first.msgpack"
+  v0 = models.init_variables(module, jax.random.PRNGKey(3))
+  digest = models.save_checkpoint(v0, first, {
+      "command": "python -m experiments.train --stage=one", "epochs_completed": 2, "steps": 702,
+      "training_seconds": 100.0, "hardware": "test cpu", "test_accuracy": 0.5}, dtype=np.float32)
+  config = _config(init_from=str(first), num_epochs=1, batch_size=4, num_val=4)
+  x, y = _data(12)
+  tr, val = train.split_train_val(x, y, config.num_val, config.val_seed)  # 8 train: 2 steps
+
+  start, _ = train.train(config, tmp_path / "start", tr, val, max_steps=0)
+  _equal_trees(start.params, v0["params"])  # the run starts from the file, not a fresh init
+  a, _ = train.train(config, tmp_path / "a", tr, val)
+  b, _ = train.train(config, tmp_path / "b", tr, val)
+  assert int(a.step) == 2
+  _equal_trees(a.params, b.params)
+  assert not np.array_equal(a.params["Conv_0"]["kernel"], v0["params"]["Conv_0"]["kernel"])
+
+  # The export may overwrite the init file (the bundled checkpoint); the lineage
+  # is read from the copy the run kept.
+  models.save_checkpoint(v0, first, {"command": "something else"}, dtype=np.float32)
+  stages = train.lineage(config, {"command": "stage two", "epochs": 1, "training_seconds": 5.0},
+                         tmp_path / "a")
+  assert [s["command"] for s in stages] == ["python -m experiments.train --stage=one", "stage two"]
+  assert stages[0]["epochs"] == 2 and stages[0]["training_seconds"] == 100.0
+  assert stages[1]["init_from_sha256"] == digest
+  # A later stage's metadata carries the whole lineage forward.
+  models.save_checkpoint(v0, tmp_path / "second.msgpack", {"lineage": stages}, dtype=np.float32)
+  third = train.lineage(_config(init_from=str(tmp_path / "second.msgpack")), {"command": "three"})
+  assert [s["command"] for s in third] == [s["command"] for s in stages] + ["three"]
+
+
+def test_init_from_without_metadata_is_refused(tmp_path):
+  models.save_checkpoint(models.init_variables(models.create("allconv"), jax.random.PRNGKey(0)),
+                         tmp_path / "w.msgpack")
+  (tmp_path / "w.json").unlink()
+  with pytest.raises(ValueError, match="has no metadata"):
+    train.lineage(_config(init_from=str(tmp_path / "w.msgpack")), {"command": "x"})
