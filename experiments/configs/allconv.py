@@ -1,19 +1,18 @@
-"""AllConv (paper Table I) on CIFAR-10.
-
-Full schedule (60 epochs; ~35 min/epoch on 2 CPU cores, so a GPU job):
+"""AllConv (paper Table I) on CIFAR-10, the short CPU schedule.
 
     python -m experiments.train --config=experiments/configs/allconv.py \
-        --workdir=workdirs/allconv
+        --workdir=../workdirs/allconv [--config.num_epochs=8]
 
-Short CPU schedule used for the bundled checkpoint (2 epochs, ~80 min on
-2 CPU cores including the final evaluation and export):
+Continue from the bundled checkpoint with a fresh schedule (the exported
+metadata's ``lineage`` records both stages):
 
     python -m experiments.train --config=experiments/configs/allconv.py \
-        --workdir=workdirs/allconv --config.num_epochs=2 \
-        --config.batch_size=128 --config.learning_rate=0.1
+        --workdir=../workdirs/allconv_more \
+        --config.init_from=onepixel_jax/weights/allconv.msgpack
 
 The data defaults to $ONEPIXEL_CIFAR10 or ../shared/data/cifar10-jpeg.tar.gz
-(--config.data=tfds or a path to override). Kill and rerun to resume.
+(--config.data=tfds or a path to override). Kill and rerun to resume; keep
+the workdir outside the repository.
 """
 
 from experiments.configs.common import base_config

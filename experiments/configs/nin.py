@@ -1,11 +1,9 @@
-"""NiN (paper Table II) on CIFAR-10.
+"""NiN (paper Table II) on CIFAR-10, the short CPU schedule.
 
     python -m experiments.train --config=experiments/configs/nin.py \
-        --workdir=workdirs/nin
+        --workdir=../workdirs/nin [--config.init_from=onepixel_jax/weights/nin.msgpack]
 
-60 epochs: not timed here; AllConv takes ~35 min/epoch on 2 CPU cores, so
-run this on a GPU. Kill and rerun to resume; exports
-onepixel_jax/weights/nin.msgpack.
+Kill and rerun to resume; exports onepixel_jax/weights/nin.msgpack.
 """
 
 from experiments.configs.common import base_config

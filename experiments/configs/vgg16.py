@@ -1,11 +1,10 @@
-"""VGG16 (paper Table III) on CIFAR-10.
+"""VGG16 (paper Table III) on CIFAR-10, the short CPU schedule.
 
     python -m experiments.train --config=experiments/configs/vgg16.py \
-        --workdir=workdirs/vgg16
+        --workdir=../workdirs/vgg16 [--config.init_from=onepixel_jax/weights/vgg16.msgpack]
 
-60 epochs: not timed here; its forward pass costs about as much as
-AllConv's (~35 min/epoch on 2 CPU cores), so run this on a GPU. Kill and
-rerun to resume; exports onepixel_jax/weights/vgg16.msgpack (float16, ~40 MB).
+Kill and rerun to resume; exports onepixel_jax/weights/vgg16.msgpack
+(float16, ~40 MB: commit a new one only when it is clearly better).
 """
 
 from experiments.configs.common import base_config
