@@ -23,51 +23,51 @@ flags.DEFINE_string("results", None, "Optional attack records (experiments.attac
 
 
 def define_io(num_images: int | None, out: str):
-    """--num_images and --out with a per-script default (each sized to finish in <= 10 min on 2 CPU cores)."""
-    flags.DEFINE_integer("num_images", num_images, "Images drawn at random (seeded, as experiments.attack) from "
-                         "the test split; only correctly classified ones are analysed. None: all.")
-    flags.DEFINE_string("out", out, "Output directory.")
+  """--num_images and --out with a per-script default (each sized to finish in <= 10 min on 2 CPU cores)."""
+  flags.DEFINE_integer("num_images", num_images, "Images drawn at random (seeded, as experiments.attack) from "
+                       "the test split; only correctly classified ones are analysed. None: all.")
+  flags.DEFINE_string("out", out, "Output directory.")
 
 
 def load_inputs() -> query.Inputs:
-    return query.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, FLAGS.num_images, FLAGS.seed)
+  return query.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, FLAGS.num_images, FLAGS.seed)
 
 
 def weights_note(inputs: query.Inputs) -> str:
-    """A line naming the weights; loud when they are not trained (a checkpoint whose metadata says 'random')."""
-    note = ""
-    if FLAGS.checkpoint:
-        meta = os.path.splitext(FLAGS.checkpoint)[0] + ".json"
-        if os.path.exists(meta):
-            with open(meta) as f:
-                note = json.load(f).get("note", "")
-    label = f"{inputs.model.name} ({'checkpoint ' + os.path.basename(FLAGS.checkpoint) if FLAGS.checkpoint else 'bundled weights'})"
-    return f"{label}: {note.upper()}" if "random" in note.lower() else ""
+  """A line naming the weights; loud when they are not trained (a checkpoint whose metadata says 'random')."""
+  note = ""
+  if FLAGS.checkpoint:
+    meta = os.path.splitext(FLAGS.checkpoint)[0] + ".json"
+    if os.path.exists(meta):
+      with open(meta) as f:
+        note = json.load(f).get("note", "")
+  label = f"{inputs.model.name} ({'checkpoint ' + os.path.basename(FLAGS.checkpoint) if FLAGS.checkpoint else 'bundled weights'})"
+  return f"{label}: {note.upper()}" if "random" in note.lower() else ""
 
 
 def read_records(path: str, inputs: query.Inputs, successful_only: bool = False) -> list[dict]:
-    """Attack records from a JSONL file whose ids index ``inputs``' split."""
-    recs = results.read(path)
-    if not recs:
-        raise ValueError(f"no attack records in {path}")
-    n = len(inputs.all_images)
-    bad = [r["id"] for r in recs if not 0 <= r["id"] < n]
-    if bad:
-        raise ValueError(f"{path}: record id {bad[0]} is outside --data={inputs.data} ({n} images); "
-                         f"pass the --data the attacks ran on")
-    return [r for r in recs if r["success"] or not successful_only]
+  """Attack records from a JSONL file whose ids index ``inputs``' split."""
+  recs = results.read(path)
+  if not recs:
+    raise ValueError(f"no attack records in {path}")
+  n = len(inputs.all_images)
+  bad = [r["id"] for r in recs if not 0 <= r["id"] < n]
+  if bad:
+    raise ValueError(f"{path}: record id {bad[0]} is outside --data={inputs.data} ({n} images); "
+                     f"pass the --data the attacks ran on")
+  return [r for r in recs if r["success"] or not successful_only]
 
 
 def write_json(path: str, data: dict):
-    from onepixel_jax import figures
-    figures.write_json(path, data)
+  from onepixel_jax import figures
+  figures.write_json(path, data)
 
 
 def run(name: str, body):
-    """Runs ``body()`` -> dict of outputs; one-line errors; prints what was written and the wall time."""
-    t0 = time.time()
-    try:
-        written = body()
-    except (ValueError, OSError) as e:
-        sys.exit(f"analysis.{name}: error: {e}".splitlines()[0])
-    print(f"analysis.{name}: wrote {len(written)} files to {FLAGS.out} in {time.time() - t0:.0f} s")
+  """Runs ``body()`` -> dict of outputs; one-line errors; prints what was written and the wall time."""
+  t0 = time.time()
+  try:
+    written = body()
+  except (ValueError, OSError) as e:
+    sys.exit(f"analysis.{name}: error: {e}".splitlines()[0])
+  print(f"analysis.{name}: wrote {len(written)} files to {FLAGS.out} in {time.time() - t0:.0f} s")

@@ -40,40 +40,40 @@ flags.DEFINE_integer("examples", 6, "Probes drawn in probe_curves.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"analysis.probe: error: unexpected arguments {argv[1:]}")
+  if len(argv) > 1:
+    sys.exit(f"analysis.probe: error: unexpected arguments {argv[1:]}")
 
-    def body():
-        inp = common.load_inputs()
-        written = []
-        if FLAGS.results:
-            recs = common.read_records(FLAGS.results, inp, successful_only=True)
-            source = FLAGS.results
-        else:
-            path = query.fresh_file(os.path.join(FLAGS.out, "attacks.jsonl"))
-            cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations)
-            query.run_attacks(inp.model, inp.images, inp.labels, None, cfg, path, ids=inp.ids, seed=FLAGS.seed,
-                              progress=True)
-            recs = [r for r in common.read_records(path, inp) if r["success"]]
-            written.append(path)
-            source = f"non-targeted DE, population {cfg.popsize}, <= {cfg.generations} generations"
-        if not recs:
-            raise ValueError("no successful attacks to probe")
-        ids = np.array([r["id"] for r in recs])
-        p = probe.probe(inp.model, inp.all_images[ids], [r["label"] for r in recs],
-                        [r["perturbation"] for r in recs], FLAGS.steps, FLAGS.beyond, FLAGS.radius, FLAGS.batch_size)
-        meta = {**inp.describe(), "source": source, "steps": FLAGS.steps, "beyond": FLAGS.beyond,
-                "radius": FLAGS.radius, "class_names": inp.class_names}
-        written += probe.report(FLAGS.out, p, ids, inp.class_names, FLAGS.examples, meta, common.weights_note(inp))
-        s = probe.summarise(p, probe.estimates(p))
-        print(f"{s['successful']} perturbations probed: median flip at t={s['median_flip_t']} "
-              f"({s['median_flip_distance']} RGB units), median 10-90% width {s['median_width_distance']} RGB units, "
-              f"{s['mean_neighbour_share']} of neighbours still adversarial")
-        return written
+  def body():
+    inp = common.load_inputs()
+    written = []
+    if FLAGS.results:
+      recs = common.read_records(FLAGS.results, inp, successful_only=True)
+      source = FLAGS.results
+    else:
+      path = query.fresh_file(os.path.join(FLAGS.out, "attacks.jsonl"))
+      cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations)
+      query.run_attacks(inp.model, inp.images, inp.labels, None, cfg, path, ids=inp.ids, seed=FLAGS.seed,
+                        progress=True)
+      recs = [r for r in common.read_records(path, inp) if r["success"]]
+      written.append(path)
+      source = f"non-targeted DE, population {cfg.popsize}, <= {cfg.generations} generations"
+    if not recs:
+      raise ValueError("no successful attacks to probe")
+    ids = np.array([r["id"] for r in recs])
+    p = probe.probe(inp.model, inp.all_images[ids], [r["label"] for r in recs],
+                    [r["perturbation"] for r in recs], FLAGS.steps, FLAGS.beyond, FLAGS.radius, FLAGS.batch_size)
+    meta = {**inp.describe(), "source": source, "steps": FLAGS.steps, "beyond": FLAGS.beyond,
+            "radius": FLAGS.radius, "class_names": inp.class_names}
+    written += probe.report(FLAGS.out, p, ids, inp.class_names, FLAGS.examples, meta, common.weights_note(inp))
+    s = probe.summarise(p, probe.estimates(p))
+    print(f"{s['successful']} perturbations probed: median flip at t={s['median_flip_t']} "
+          f"({s['median_flip_distance']} RGB units), median 10-90% width {s['median_width_distance']} RGB units, "
+          f"{s['mean_neighbour_share']} of neighbours still adversarial")
+    return written
 
-    common.run("probe", body)
+  common.run("probe", body)
 
 
 if __name__ == "__main__":
-    jax.config.config_with_absl()
-    app.run(main)
+  jax.config.config_with_absl()
+  app.run(main)

@@ -47,21 +47,21 @@ flags.mark_flag_as_required("out")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
-    try:
-        cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
-                           early_stop=FLAGS.early_stop)
-        job = experiment.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
-                             num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
-                             batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)
-        summary = experiment.run(job, FLAGS.out)
-    except (ValueError, OSError) as e:
-        sys.exit(f"experiments.attack: error: {e}".splitlines()[0])
-    print(experiment.format_summary(summary))
-    print(f"wrote {FLAGS.out}/results.jsonl, summary.json, examples.png")
+  if len(argv) > 1:
+    sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
+  try:
+    cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
+                       early_stop=FLAGS.early_stop)
+    job = experiment.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
+                         num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
+                         batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)
+    summary = experiment.run(job, FLAGS.out)
+  except (ValueError, OSError) as e:
+    sys.exit(f"experiments.attack: error: {e}".splitlines()[0])
+  print(experiment.format_summary(summary))
+  print(f"wrote {FLAGS.out}/results.jsonl, summary.json, examples.png")
 
 
 if __name__ == "__main__":
-    jax.config.config_with_absl()
-    app.run(main)
+  jax.config.config_with_absl()
+  app.run(main)

@@ -30,26 +30,26 @@ flags.mark_flag_as_required("out")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"reproduce_paper: error: unexpected arguments {argv[1:]}")
-    if FLAGS.replot:
-        for p in reproduce.replot(FLAGS.out):
-            print("redrew", p)
-        return
-    try:
-        tables = list(reproduce.TABLES) if FLAGS.table == ["all"] else FLAGS.table
-        reproduce.runs_for(tables)  # validates the table names before anything runs
-        cfg = reproduce.preset(FLAGS.preset)
-        for name in ("num_images", "seed", "data"):
-            if getattr(FLAGS, name) is not None:
-                cfg[name] = getattr(FLAGS, name)
-        command = "python -m experiments.reproduce_paper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        md = reproduce.reproduce(tables, cfg, FLAGS.out, command=command)
-    except (ValueError, OSError) as e:
-        sys.exit(f"reproduce_paper: error: {e}".splitlines()[0])
-    print(md)
+  if len(argv) > 1:
+    sys.exit(f"reproduce_paper: error: unexpected arguments {argv[1:]}")
+  if FLAGS.replot:
+    for p in reproduce.replot(FLAGS.out):
+      print("redrew", p)
+    return
+  try:
+    tables = list(reproduce.TABLES) if FLAGS.table == ["all"] else FLAGS.table
+    reproduce.runs_for(tables)  # validates the table names before anything runs
+    cfg = reproduce.preset(FLAGS.preset)
+    for name in ("num_images", "seed", "data"):
+      if getattr(FLAGS, name) is not None:
+        cfg[name] = getattr(FLAGS, name)
+    command = "python -m experiments.reproduce_paper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    md = reproduce.reproduce(tables, cfg, FLAGS.out, command=command)
+  except (ValueError, OSError) as e:
+    sys.exit(f"reproduce_paper: error: {e}".splitlines()[0])
+  print(md)
 
 
 if __name__ == "__main__":
-    jax.config.config_with_absl()
-    app.run(main)
+  jax.config.config_with_absl()
+  app.run(main)

@@ -15,6 +15,6 @@ __all__ = ["AttackConfig", "AttackResult", "attack", "attack_iter", "models", "d
 
 
 def __getattr__(name):  # lazy submodules: `onepixel_jax.models.load(...)` without importing flax up front
-    if name in ("models", "data", "de", "perturb", "metrics", "plotting", "train"):
-        return importlib.import_module(f"onepixel_jax.{name}")
-    raise AttributeError(f"module 'onepixel_jax' has no attribute {name!r}")
+  if name in ("models", "data", "de", "perturb", "metrics", "plotting", "train"):
+    return importlib.import_module(f"onepixel_jax.{name}")
+  raise AttributeError(f"module 'onepixel_jax' has no attribute {name!r}")

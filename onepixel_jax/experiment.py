@@ -27,179 +27,179 @@ from onepixel_jax.attack import AttackConfig, attack_iter
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One attack run. ``num_images`` is how many images are drawn (None: all);
-    only the correctly classified ones are attacked."""
+  """One attack run. ``num_images`` is how many images are drawn (None: all);
+  only the correctly classified ones are attacked."""
 
-    model: str = "allconv"
-    checkpoint: str | None = None
-    data: str = "samples"
-    split: str = "test"
-    num_images: int | None = None
-    targeted: bool = True
-    seed: int = 0
-    config: AttackConfig = AttackConfig()
-    batch_size: int | None = None
-    # Sparse incremental inference where the model supports it; results equal
-    # the dense path's, so neither this nor batch_size stops a resume.
-    incremental: bool = True
+  model: str = "allconv"
+  checkpoint: str | None = None
+  data: str = "samples"
+  split: str = "test"
+  num_images: int | None = None
+  targeted: bool = True
+  seed: int = 0
+  config: AttackConfig = AttackConfig()
+  batch_size: int | None = None
+  # Sparse incremental inference where the model supports it; results equal
+  # the dense path's, so neither this nor batch_size stops a resume.
+  incremental: bool = True
 
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["config"] = dataclasses.asdict(self.config)
-        if d["config"]["dither"] is not None:
-            d["config"]["dither"] = list(d["config"]["dither"])
-        return d
+  def to_json(self) -> dict:
+    d = dataclasses.asdict(self)
+    d["config"] = dataclasses.asdict(self.config)
+    if d["config"]["dither"] is not None:
+      d["config"]["dither"] = list(d["config"]["dither"])
+    return d
 
 
 def load_model(name: str, checkpoint: str | None = None):
-    from onepixel_jax import models
-    return models.load(name, checkpoint)
+  from onepixel_jax import models
+  return models.load(name, checkpoint)
 
 
 def load_data(source: str, split: str, model):
-    """Images and labels for the model's dataset."""
-    from onepixel_jax import data
-    if model.num_classes == 10:
-        return data.load_cifar10(source, split)
-    loader = getattr(data, "load_for_model", None)
-    if loader is None:
-        raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
-    return loader(source, split, model)
+  """Images and labels for the model's dataset."""
+  from onepixel_jax import data
+  if model.num_classes == 10:
+    return data.load_cifar10(source, split)
+  loader = getattr(data, "load_for_model", None)
+  if loader is None:
+    raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
+  return loader(source, split, model)
 
 
 def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
-    """Dataset indices of ``num_images`` images drawn at random (fixed seed); all if None."""
-    if num_images is None:
-        return np.arange(num_available)
-    if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
-    if num_images > num_available:
-        raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
-    return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
+  """Dataset indices of ``num_images`` images drawn at random (fixed seed); all if None."""
+  if num_images is None:
+    return np.arange(num_available)
+  if num_images < 1:
+    raise ValueError(f"num_images must be >= 1, got {num_images}")
+  if num_images > num_available:
+    raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
+  return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
 
 
 def classify(model, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """float32[N, C] clean probabilities."""
-    return np.concatenate([np.asarray(model.predict(images[i:i + batch])) for i in range(0, len(images), batch)])
+  """float32[N, C] clean probabilities."""
+  return np.concatenate([np.asarray(model.predict(images[i:i + batch])) for i in range(0, len(images), batch)])
 
 
 def plan(ids, labels, targeted: bool, num_classes: int):
-    """The attack list: (image id, label, target or -1), 9 targets per image if targeted."""
-    out = []
-    for i, y in zip(ids, labels):
-        if targeted:
-            out += [(int(i), int(y), t) for t in range(num_classes) if t != y]
-        else:
-            out.append((int(i), int(y), -1))
-    return out
+  """The attack list: (image id, label, target or -1), 9 targets per image if targeted."""
+  out = []
+  for i, y in zip(ids, labels):
+    if targeted:
+      out += [(int(i), int(y), t) for t in range(num_classes) if t != y]
+    else:
+      out.append((int(i), int(y), -1))
+  return out
 
 
 def _check_resumable(out_dir: str, job: Job):
-    path = os.path.join(out_dir, "config.json")
-    if not os.path.exists(path):
-        return
-    try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
-    new = job.to_json()
-    diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
-    if diff:
-        raise ValueError(f"--out {out_dir} holds a run with other settings ({', '.join(diff)} differ); "
-                         f"use a new --out or the same settings to resume")
+  path = os.path.join(out_dir, "config.json")
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
+  new = job.to_json()
+  diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
+  if diff:
+    raise ValueError(f"--out {out_dir} holds a run with other settings ({', '.join(diff)} differ); "
+                     f"use a new --out or the same settings to resume")
 
 
 _SPEED_ONLY = ("batch_size", "incremental")  # settings that change speed, never results
 
 
 def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
-    """Runs (or resumes) a job into ``out_dir``; returns the summary.
+  """Runs (or resumes) a job into ``out_dir``; returns the summary.
 
-    Every input is checked before anything is written: a bad model name,
-    corrupt checkpoint, unreadable data path or too many images raises
-    ValueError/FileNotFoundError with one line, and leaves ``out_dir`` untouched.
-    """
-    t0 = time.time()
-    model = load_model(job.model, job.checkpoint)
-    images, labels = load_data(job.data, job.split, model)
-    if tuple(images.shape[1:3]) != tuple(model.input_size):
-        raise ValueError(f"the data's images are {images.shape[1:3]} but {job.model} expects {model.input_size}")
-    ids = draw(len(images), job.num_images, job.seed)
-    _check_resumable(out_dir, job)
+  Every input is checked before anything is written: a bad model name,
+  corrupt checkpoint, unreadable data path or too many images raises
+  ValueError/FileNotFoundError with one line, and leaves ``out_dir`` untouched.
+  """
+  t0 = time.time()
+  model = load_model(job.model, job.checkpoint)
+  images, labels = load_data(job.data, job.split, model)
+  if tuple(images.shape[1:3]) != tuple(model.input_size):
+    raise ValueError(f"the data's images are {images.shape[1:3]} but {job.model} expects {model.input_size}")
+  ids = draw(len(images), job.num_images, job.seed)
+  _check_resumable(out_dir, job)
 
-    probs = classify(model, images[ids])
-    correct = probs.argmax(1) == labels[ids]
-    attacked = ids[correct]
-    clean_prob = {int(i): float(p[labels[i]]) for i, p in zip(ids, probs)}
-    todo = plan(attacked, labels[attacked], job.targeted, model.num_classes)
+  probs = classify(model, images[ids])
+  correct = probs.argmax(1) == labels[ids]
+  attacked = ids[correct]
+  clean_prob = {int(i): float(p[labels[i]]) for i, p in zip(ids, probs)}
+  todo = plan(attacked, labels[attacked], job.targeted, model.num_classes)
 
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(job.to_json(), f, indent=1)
-    path = os.path.join(out_dir, "results.jsonl")
-    results.repair(path)
-    done = {(r["id"], -1 if r["target"] is None else r["target"]) for r in results.read(path)}
-    remaining = [a for a in todo if (a[0], a[2]) not in done]
-    log(f"{job.model}: {correct.sum()}/{len(ids)} drawn images classified correctly; "
-        f"{len(todo)} attacks, {len(todo) - len(remaining)} already in {path}, {len(remaining)} to run")
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    json.dump(job.to_json(), f, indent=1)
+  path = os.path.join(out_dir, "results.jsonl")
+  results.repair(path)
+  done = {(r["id"], -1 if r["target"] is None else r["target"]) for r in results.read(path)}
+  remaining = [a for a in todo if (a[0], a[2]) not in done]
+  log(f"{job.model}: {correct.sum()}/{len(ids)} drawn images classified correctly; "
+      f"{len(todo)} attacks, {len(todo) - len(remaining)} already in {path}, {len(remaining)} to run")
 
-    if remaining:
-        rid, rlab, rtgt = (np.asarray(c) for c in zip(*remaining))
-        for rec in attack_iter(model, images[rid], rlab, None if not job.targeted else rtgt, job.config, job.seed,
-                               job.batch_size, ids=rid, progress=progress,
-                               incremental=job.incremental):
-            rec.pop("index")
-            rec["clean_prob"] = clean_prob[rec["id"]]
-            results.append(path, [rec])
+  if remaining:
+    rid, rlab, rtgt = (np.asarray(c) for c in zip(*remaining))
+    for rec in attack_iter(model, images[rid], rlab, None if not job.targeted else rtgt, job.config, job.seed,
+                           job.batch_size, ids=rid, progress=progress,
+                           incremental=job.incremental):
+      rec.pop("index")
+      rec["clean_prob"] = clean_prob[rec["id"]]
+      results.append(path, [rec])
 
-    records = [r for r in results.read(path) if r["id"] in set(attacked.tolist())]
-    summary = {
-        "model": job.model,
-        "data": job.data,
-        "split": job.split,
-        "pixels": job.config.pixels,
-        "targeted": job.targeted,
-        "popsize": job.config.popsize,
-        "generations": job.config.generations,
-        "early_stop": job.config.early_stop,
-        "num_images_drawn": int(len(ids)),
-        "clean_accuracy": float(correct.mean()),
-        **metrics.summary(records),
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    summary["num_images"] = int(len(attacked))
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    plotting.examples({int(i): images[i] for i in attacked}, records, model.class_names,
-                      os.path.join(out_dir, "examples.png"),
-                      title=f"{job.model}, {job.config.pixels}-pixel {'targeted' if job.targeted else 'non-targeted'} attack")
-    return summary
+  records = [r for r in results.read(path) if r["id"] in set(attacked.tolist())]
+  summary = {
+      "model": job.model,
+      "data": job.data,
+      "split": job.split,
+      "pixels": job.config.pixels,
+      "targeted": job.targeted,
+      "popsize": job.config.popsize,
+      "generations": job.config.generations,
+      "early_stop": job.config.early_stop,
+      "num_images_drawn": int(len(ids)),
+      "clean_accuracy": float(correct.mean()),
+      **metrics.summary(records),
+      "wall_seconds": round(time.time() - t0, 1),
+  }
+  summary["num_images"] = int(len(attacked))
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  plotting.examples({int(i): images[i] for i in attacked}, records, model.class_names,
+                    os.path.join(out_dir, "examples.png"),
+                    title=f"{job.model}, {job.config.pixels}-pixel {'targeted' if job.targeted else 'non-targeted'} attack")
+  return summary
 
 
 PAPER_POPSIZE, PAPER_GENERATIONS = 400, 100  # Sec. IV: the paper's DE budget
 
 
 def format_summary(s: dict) -> str:
-    """A small table for the terminal."""
-    rows = [
-        ("model", s["model"]),
-        ("pixels", s["pixels"]),
-        ("attack", "targeted (9 per image)" if s["targeted"] else "non-targeted"),
-        ("images drawn / attacked", f"{s['num_images_drawn']} / {s['num_images']}"),
-        ("attacks", s["num_attacks"]),
-    ]
-    if "popsize" in s:
-        reduced = s["popsize"] < PAPER_POPSIZE or s["generations"] < PAPER_GENERATIONS
-        rows.append(("DE budget", f"population {s['popsize']} x {s['generations']} generations"
-                     + (" (REDUCED from the paper's 400 x 100)" if reduced else "")))
-    rows.append(("success rate", f"{s['success_rate']:.2%}"))
-    if "nontargeted_success_rate" in s:
-        rows.append(("images fooled (any target)", f"{s['nontargeted_success_rate']:.2%}"))
-    rows += [
-        ("mean confidence (successes)", f"{s['confidence']:.2%}" if s["confidence"] == s["confidence"] else "-"),
-        ("mean queries per attack", f"{s['mean_queries']:.0f}"),
-        ("wall time", f"{s['wall_seconds']:.1f} s"),
-    ]
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+  """A small table for the terminal."""
+  rows = [
+      ("model", s["model"]),
+      ("pixels", s["pixels"]),
+      ("attack", "targeted (9 per image)" if s["targeted"] else "non-targeted"),
+      ("images drawn / attacked", f"{s['num_images_drawn']} / {s['num_images']}"),
+      ("attacks", s["num_attacks"]),
+  ]
+  if "popsize" in s:
+    reduced = s["popsize"] < PAPER_POPSIZE or s["generations"] < PAPER_GENERATIONS
+    rows.append(("DE budget", f"population {s['popsize']} x {s['generations']} generations"
+                 + (" (REDUCED from the paper's 400 x 100)" if reduced else "")))
+  rows.append(("success rate", f"{s['success_rate']:.2%}"))
+  if "nontargeted_success_rate" in s:
+    rows.append(("images fooled (any target)", f"{s['nontargeted_success_rate']:.2%}"))
+  rows += [
+      ("mean confidence (successes)", f"{s['confidence']:.2%}" if s["confidence"] == s["confidence"] else "-"),
+      ("mean queries per attack", f"{s['mean_queries']:.0f}"),
+      ("wall time", f"{s['wall_seconds']:.1f} s"),
+  ]
+  w = max(len(k) for k, _ in rows)
+  return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

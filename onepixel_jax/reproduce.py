@@ -37,243 +37,243 @@ PAPER = {
 
 
 def preset(name: str) -> ml_collections.ConfigDict:
-    """``paper``: the paper's protocol (500 test images, population 400, 100
-    generations; for GPUs/TPUs). ``cpu``: the same protocol on fewer images
-    with a smaller DE budget, sized to finish every table in <= 30 minutes on
-    2 CPU cores for the networks that have bundled checkpoints."""
-    c = ml_collections.ConfigDict()
-    c.name = name
-    c.random_trials = 100  # Table VII: 100 random single-pixel changes per image
-    c.seed = 0
-    c.data = ""  # "" = the CIFAR-10 tarball ($ONEPIXEL_CIFAR10 / ../shared/data) if present, else "samples"
-    c.batch_size = 0  # 0 = automatic
-    if name == "paper":
-        c.num_images, c.popsize, c.generations = 500, 400, 100
-    elif name == "cpu":
-        c.num_images, c.popsize, c.generations = 10, 100, 10
-    else:
-        raise ValueError(f"unknown preset {name!r}; expected 'cpu' or 'paper'")
-    return c
+  """``paper``: the paper's protocol (500 test images, population 400, 100
+  generations; for GPUs/TPUs). ``cpu``: the same protocol on fewer images
+  with a smaller DE budget, sized to finish every table in <= 30 minutes on
+  2 CPU cores for the networks that have bundled checkpoints."""
+  c = ml_collections.ConfigDict()
+  c.name = name
+  c.random_trials = 100  # Table VII: 100 random single-pixel changes per image
+  c.seed = 0
+  c.data = ""  # "" = the CIFAR-10 tarball ($ONEPIXEL_CIFAR10 / ../shared/data) if present, else "samples"
+  c.batch_size = 0  # 0 = automatic
+  if name == "paper":
+    c.num_images, c.popsize, c.generations = 500, 400, 100
+  elif name == "cpu":
+    c.num_images, c.popsize, c.generations = 10, 100, 10
+  else:
+    raise ValueError(f"unknown preset {name!r}; expected 'cpu' or 'paper'")
+  return c
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    name: str
-    model: str
-    pixels: int = 1
-    targeted: bool = True
-    random: bool = False  # Table VII's random search instead of DE
+  name: str
+  model: str
+  pixels: int = 1
+  targeted: bool = True
+  random: bool = False  # Table VII's random search instead of DE
 
 
 def runs_for(tables) -> list[Run]:
-    """The runs the given tables need, each once."""
-    out = []
-    for t in tables:
-        if t in ("4", "6"):
-            out += [Run(f"iv_{m}", m) for m in CIFAR_MODELS]
-        elif t == "5":
-            out += [Run("v_allconv_3px", "allconv", 3), Run("v_nin_5px", "nin", 5)]
-        elif t == "7":
-            out += [Run(f"vii_{m}", m, random=True) for m in CIFAR_MODELS]
-        elif t == "8":
-            out += [Run(f"viii_{m}", m, targeted=False) for m in CIFAR_MODELS]
-        else:
-            raise ValueError(f"unknown table {t!r}; expected one of {TABLES} or 'all'")
-    return list(dict.fromkeys(out))
+  """The runs the given tables need, each once."""
+  out = []
+  for t in tables:
+    if t in ("4", "6"):
+      out += [Run(f"iv_{m}", m) for m in CIFAR_MODELS]
+    elif t == "5":
+      out += [Run("v_allconv_3px", "allconv", 3), Run("v_nin_5px", "nin", 5)]
+    elif t == "7":
+      out += [Run(f"vii_{m}", m, random=True) for m in CIFAR_MODELS]
+    elif t == "8":
+      out += [Run(f"viii_{m}", m, targeted=False) for m in CIFAR_MODELS]
+    else:
+      raise ValueError(f"unknown table {t!r}; expected one of {TABLES} or 'all'")
+  return list(dict.fromkeys(out))
 
 
 def default_data() -> str:
-    from onepixel_jax import data
-    p = data.default_tarball()
-    return str(p) if p.exists() else "samples"
+  from onepixel_jax import data
+  p = data.default_tarball()
+  return str(p) if p.exists() else "samples"
 
 
 def available(model: str):
-    """None if the model loads, else the one-line reason it does not."""
-    try:
-        experiment.load_model(model)
-        return None
-    except (ValueError, OSError) as e:
-        return str(e).splitlines()[0]
+  """None if the model loads, else the one-line reason it does not."""
+  try:
+    experiment.load_model(model)
+    return None
+  except (ValueError, OSError) as e:
+    return str(e).splitlines()[0]
 
 
 def execute(run: Run, cfg, out_dir: str, progress: bool = True, log=print):
-    """Makes (or resumes) one run in ``out_dir/run.name``."""
-    d = os.path.join(out_dir, run.name)
-    data = cfg.data or default_data()
-    if not run.random:
-        job = experiment.Job(model=run.model, data=data, num_images=cfg.num_images, targeted=run.targeted,
-                             seed=cfg.seed, batch_size=cfg.batch_size or None,
-                             config=AttackConfig(pixels=run.pixels, popsize=cfg.popsize, generations=cfg.generations))
-        return experiment.run(job, d, progress=progress, log=log)
-    t0 = time.time()
-    model = experiment.load_model(run.model)
-    images, labels = experiment.load_data(data, "test", model)
-    ids = experiment.draw(len(images), cfg.num_images, cfg.seed)
-    correct = ids[experiment.classify(model, images[ids]).argmax(1) == labels[ids]]
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, "results.jsonl")
-    results.repair(path)
-    done = {r["id"] for r in results.read(path)}
-    todo = np.asarray([i for i in correct if i not in done], int)
-    if len(todo):
-        for rec in baseline.random_pixel_records(model, images[todo], labels[todo], todo, cfg.random_trials,
-                                                 seed=cfg.seed):
-            results.append(path, [rec])
-    recs = results.read(path)
-    summary = {"model": run.model, "random_trials": cfg.random_trials, "num_images_drawn": int(len(ids)),
-               **metrics.summary(recs), "wall_seconds": round(time.time() - t0, 1)}
-    with open(os.path.join(d, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    return summary
+  """Makes (or resumes) one run in ``out_dir/run.name``."""
+  d = os.path.join(out_dir, run.name)
+  data = cfg.data or default_data()
+  if not run.random:
+    job = experiment.Job(model=run.model, data=data, num_images=cfg.num_images, targeted=run.targeted,
+                         seed=cfg.seed, batch_size=cfg.batch_size or None,
+                         config=AttackConfig(pixels=run.pixels, popsize=cfg.popsize, generations=cfg.generations))
+    return experiment.run(job, d, progress=progress, log=log)
+  t0 = time.time()
+  model = experiment.load_model(run.model)
+  images, labels = experiment.load_data(data, "test", model)
+  ids = experiment.draw(len(images), cfg.num_images, cfg.seed)
+  correct = ids[experiment.classify(model, images[ids]).argmax(1) == labels[ids]]
+  os.makedirs(d, exist_ok=True)
+  path = os.path.join(d, "results.jsonl")
+  results.repair(path)
+  done = {r["id"] for r in results.read(path)}
+  todo = np.asarray([i for i in correct if i not in done], int)
+  if len(todo):
+    for rec in baseline.random_pixel_records(model, images[todo], labels[todo], todo, cfg.random_trials,
+                                             seed=cfg.seed):
+      results.append(path, [rec])
+  recs = results.read(path)
+  summary = {"model": run.model, "random_trials": cfg.random_trials, "num_images_drawn": int(len(ids)),
+             **metrics.summary(recs), "wall_seconds": round(time.time() - t0, 1)}
+  with open(os.path.join(d, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
 
 
 def _pct(x):
-    return "-" if x is None or x != x else f"{100 * x:.2f}%"
+  return "-" if x is None or x != x else f"{100 * x:.2f}%"
 
 
 def _cell(ours, paper, fmt=_pct):
-    return f"{fmt(ours)} ({fmt(paper)})"
+  return f"{fmt(ours)} ({fmt(paper)})"
 
 
 def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
-    """Writes ``tables.md`` and the figures from the runs in ``out_dir``; returns the markdown."""
-    recs = {}
-    for run in runs_for(tables):
-        path = os.path.join(out_dir, run.name, "results.jsonl")
-        if run.name not in skipped and os.path.exists(path):
-            recs[run.name] = results.read(path)
+  """Writes ``tables.md`` and the figures from the runs in ``out_dir``; returns the markdown."""
+  recs = {}
+  for run in runs_for(tables):
+    path = os.path.join(out_dir, run.name, "results.jsonl")
+    if run.name not in skipped and os.path.exists(path):
+      recs[run.name] = results.read(path)
 
-    def col(run_name, fn):
-        r = recs.get(run_name)
-        return fn(r) if r else None
+  def col(run_name, fn):
+    r = recs.get(run_name)
+    return fn(r) if r else None
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
-    def note(m):  # paths inside the repository shown relative to it, so the report can be committed
-        return f" — *{skipped[m].replace(root, '')}*" if m in skipped else ""
+  def note(m):  # paths inside the repository shown relative to it, so the report can be committed
+    return f" — *{skipped[m].replace(root, '')}*" if m in skipped else ""
 
-    lines = [
-        "# Reproduced tables (ours, with the paper's number in parentheses)",
-        "",
-        f"Preset `{cfg.name}`: {cfg.num_images} test images drawn (seed {cfg.seed}) from "
-        f"`{os.path.basename(cfg.data or default_data())}`, correctly classified ones attacked; "
-        f"DE population {cfg.popsize}, at most {cfg.generations} generations "
-        f"(paper: 500 images, 400, 100)." + (f" Command: `{command}`" if command else ""),
-        "",
-    ]
-    iv = [m for m in CIFAR_MODELS]
-    if "4" in tables:
-        lines += ["## Table IV: one pixel, targeted protocol", "",
-                  "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
-        for k, label, fn in [(0, "targeted success", metrics.success_rate),
-                             (1, "non-targeted success", metrics.nontargeted_from_targeted),
-                             (2, "confidence", metrics.confidence)]:
-            lines.append(f"| {label} | " + " | ".join(_cell(col(f"iv_{m}", fn), PAPER["iv"][m][k]) for m in iv) + " |")
-        lines.append("| images attacked | " + " | ".join(str(col(f"iv_{m}", lambda r: len({x['id'] for x in r})) or "-")
-                                                   for m in iv) + " |")
-        lines += [f"- {m}: not run{note(f'iv_{m}')}" for m in iv if f"iv_{m}" in skipped] + [""]
-    if "5" in tables:
-        v = [("v_allconv_3px", ("allconv", 3), "AllConv, 3 px"), ("v_nin_5px", ("nin", 5), "NiN, 5 px")]
-        lines += ["## Table V: 3 and 5 pixels, targeted protocol", "",
-                  "| | " + " | ".join(x[2] for x in v) + " |", "|---|---|---|"]
-        for k, label, fn in [(0, "targeted success", metrics.success_rate),
-                             (1, "non-targeted success", metrics.nontargeted_from_targeted),
-                             (2, "confidence", metrics.confidence)]:
-            lines.append(f"| {label} | " + " | ".join(_cell(col(n, fn), PAPER["v"][key][k]) for n, key, _ in v) + " |")
-        lines += [f"- {n}: not run{note(n)}" for n, _, _ in v if n in skipped] + [""]
-    if "6" in tables:
-        lines += ["## Table VI: cost and distortion (from the Table IV runs)", "",
-                  "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
-        num = lambda x: "-" if x is None or x != x else f"{x:,.0f}"  # noqa: E731
-        lines.append("| mean evaluations per attack | " + " | ".join(
-            _cell(col(f"iv_{m}", metrics.mean_queries), PAPER["vi"][m][0], num) for m in iv) + " |")
-        lines.append("| mean distortion, one channel (successes) | " + " | ".join(
-            _cell(col(f"iv_{m}", metrics.mean_distortion), PAPER["vi"][m][1], num) for m in iv) + " |")
-        lines += [f"- Our budget is at most {cfg.popsize * (cfg.generations + 1):,} evaluations per attack "
-                  f"(paper: 40,400).", ""]
-    if "7" in tables:
-        lines += [f"## Table VII: random search, {cfg.random_trials} random single-pixel changes, non-targeted", "",
-                  "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
-                  "| success | " + " | ".join(_cell(col(f"vii_{m}", metrics.success_rate), PAPER["vii"][m])
-                                           for m in iv) + " |"]
-        lines += [f"- {m}: not run{note(f'vii_{m}')}" for m in iv if f"vii_{m}" in skipped] + [""]
-    if "8" in tables:
-        lines += ["## Table VIII: true non-targeted attacks (minimise the true class), one pixel", "",
-                  "The paper's Table VIII is on the original CIFAR-10 test set, as ours is (JPEG copy); its "
-                  "non-targeted column comes from targeted runs.", "",
-                  "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
-                  "| non-targeted success | " + " | ".join(
-                      _cell(col(f"viii_{m}", metrics.success_rate), PAPER["viii"][m][1]) for m in iv) + " |",
-                  "| confidence | " + " | ".join(
-                      _cell(col(f"viii_{m}", metrics.confidence), PAPER["viii"][m][2]) for m in iv) + " |"]
-        lines += [f"- {m}: not run{note(f'viii_{m}')}" for m in iv if f"viii_{m}" in skipped] + [""]
+  lines = [
+      "# Reproduced tables (ours, with the paper's number in parentheses)",
+      "",
+      f"Preset `{cfg.name}`: {cfg.num_images} test images drawn (seed {cfg.seed}) from "
+      f"`{os.path.basename(cfg.data or default_data())}`, correctly classified ones attacked; "
+      f"DE population {cfg.popsize}, at most {cfg.generations} generations "
+      f"(paper: 500 images, 400, 100)." + (f" Command: `{command}`" if command else ""),
+      "",
+  ]
+  iv = [m for m in CIFAR_MODELS]
+  if "4" in tables:
+    lines += ["## Table IV: one pixel, targeted protocol", "",
+              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
+    for k, label, fn in [(0, "targeted success", metrics.success_rate),
+                         (1, "non-targeted success", metrics.nontargeted_from_targeted),
+                         (2, "confidence", metrics.confidence)]:
+      lines.append(f"| {label} | " + " | ".join(_cell(col(f"iv_{m}", fn), PAPER["iv"][m][k]) for m in iv) + " |")
+    lines.append("| images attacked | " + " | ".join(str(col(f"iv_{m}", lambda r: len({x['id'] for x in r})) or "-")
+                                               for m in iv) + " |")
+    lines += [f"- {m}: not run{note(f'iv_{m}')}" for m in iv if f"iv_{m}" in skipped] + [""]
+  if "5" in tables:
+    v = [("v_allconv_3px", ("allconv", 3), "AllConv, 3 px"), ("v_nin_5px", ("nin", 5), "NiN, 5 px")]
+    lines += ["## Table V: 3 and 5 pixels, targeted protocol", "",
+              "| | " + " | ".join(x[2] for x in v) + " |", "|---|---|---|"]
+    for k, label, fn in [(0, "targeted success", metrics.success_rate),
+                         (1, "non-targeted success", metrics.nontargeted_from_targeted),
+                         (2, "confidence", metrics.confidence)]:
+      lines.append(f"| {label} | " + " | ".join(_cell(col(n, fn), PAPER["v"][key][k]) for n, key, _ in v) + " |")
+    lines += [f"- {n}: not run{note(n)}" for n, _, _ in v if n in skipped] + [""]
+  if "6" in tables:
+    lines += ["## Table VI: cost and distortion (from the Table IV runs)", "",
+              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
+    num = lambda x: "-" if x is None or x != x else f"{x:,.0f}"  # noqa: E731
+    lines.append("| mean evaluations per attack | " + " | ".join(
+        _cell(col(f"iv_{m}", metrics.mean_queries), PAPER["vi"][m][0], num) for m in iv) + " |")
+    lines.append("| mean distortion, one channel (successes) | " + " | ".join(
+        _cell(col(f"iv_{m}", metrics.mean_distortion), PAPER["vi"][m][1], num) for m in iv) + " |")
+    lines += [f"- Our budget is at most {cfg.popsize * (cfg.generations + 1):,} evaluations per attack "
+              f"(paper: 40,400).", ""]
+  if "7" in tables:
+    lines += [f"## Table VII: random search, {cfg.random_trials} random single-pixel changes, non-targeted", "",
+              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
+              "| success | " + " | ".join(_cell(col(f"vii_{m}", metrics.success_rate), PAPER["vii"][m])
+                                       for m in iv) + " |"]
+    lines += [f"- {m}: not run{note(f'vii_{m}')}" for m in iv if f"vii_{m}" in skipped] + [""]
+  if "8" in tables:
+    lines += ["## Table VIII: true non-targeted attacks (minimise the true class), one pixel", "",
+              "The paper's Table VIII is on the original CIFAR-10 test set, as ours is (JPEG copy); its "
+              "non-targeted column comes from targeted runs.", "",
+              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
+              "| non-targeted success | " + " | ".join(
+                  _cell(col(f"viii_{m}", metrics.success_rate), PAPER["viii"][m][1]) for m in iv) + " |",
+              "| confidence | " + " | ".join(
+                  _cell(col(f"viii_{m}", metrics.confidence), PAPER["viii"][m][2]) for m in iv) + " |"]
+    lines += [f"- {m}: not run{note(f'viii_{m}')}" for m in iv if f"viii_{m}" in skipped] + [""]
 
-    figures = write_figures(recs, out_dir)
-    if figures:
-        lines += ["## Figures", ""] + [f"- `{f}`" for f in figures] + [""]
-    md = "\n".join(lines)
-    with open(os.path.join(out_dir, "tables.md"), "w") as f:
-        f.write(md)
-    return md
+  figures = write_figures(recs, out_dir)
+  if figures:
+    lines += ["## Figures", ""] + [f"- `{f}`" for f in figures] + [""]
+  md = "\n".join(lines)
+  with open(os.path.join(out_dir, "tables.md"), "w") as f:
+    f.write(md)
+  return md
 
 
 def write_figures(recs: dict, out_dir: str) -> list[str]:
-    """Fig. 5 and Figs. 6-7 data (JSON) and drawings; Fig. 1-like examples from each targeted run."""
-    from onepixel_jax.models import CIFAR10_CLASSES
-    fig_dir = os.path.join(out_dir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
-    written = []
-    targeted = {n: r for n, r in recs.items() if r and r[0]["target"] is not None}
-    if targeted:
-        runs = {}
-        for n, r in targeted.items():
-            model, px = _model_pixels(n)
-            runs[n] = {"counts": metrics.targets_histogram(r).tolist(), "paper_zero": PAPER["fig5_zero"].get((model, px))}
-        written.append(_save_figure(fig_dir, "fig5_targets", "targets_histogram", {"runs": runs}))
+  """Fig. 5 and Figs. 6-7 data (JSON) and drawings; Fig. 1-like examples from each targeted run."""
+  from onepixel_jax.models import CIFAR10_CLASSES
+  fig_dir = os.path.join(out_dir, "figures")
+  os.makedirs(fig_dir, exist_ok=True)
+  written = []
+  targeted = {n: r for n, r in recs.items() if r and r[0]["target"] is not None}
+  if targeted:
+    runs = {}
     for n, r in targeted.items():
-        data = {"title": f"Figs. 6-7: original -> target successes ({n})",
-                "class_names": list(CIFAR10_CLASSES), "counts": metrics.pair_counts(r).tolist()}
-        written.append(_save_figure(fig_dir, f"fig6_pairs_{n}", "pair_heatmap", data))
-    for n in targeted:
-        src = os.path.join(out_dir, n, "examples.png")
-        if os.path.exists(src):
-            written.append(os.path.relpath(src, out_dir))
-    return written
+      model, px = _model_pixels(n)
+      runs[n] = {"counts": metrics.targets_histogram(r).tolist(), "paper_zero": PAPER["fig5_zero"].get((model, px))}
+    written.append(_save_figure(fig_dir, "fig5_targets", "targets_histogram", {"runs": runs}))
+  for n, r in targeted.items():
+    data = {"title": f"Figs. 6-7: original -> target successes ({n})",
+            "class_names": list(CIFAR10_CLASSES), "counts": metrics.pair_counts(r).tolist()}
+    written.append(_save_figure(fig_dir, f"fig6_pairs_{n}", "pair_heatmap", data))
+  for n in targeted:
+    src = os.path.join(out_dir, n, "examples.png")
+    if os.path.exists(src):
+      written.append(os.path.relpath(src, out_dir))
+  return written
 
 
 def _model_pixels(run_name: str):
-    parts = run_name.split("_")
-    px = int(parts[2][:-2]) if len(parts) > 2 and parts[2].endswith("px") else 1
-    return parts[1], px
+  parts = run_name.split("_")
+  px = int(parts[2][:-2]) if len(parts) > 2 and parts[2].endswith("px") else 1
+  return parts[1], px
 
 
 def _save_figure(fig_dir: str, name: str, kind: str, data: dict) -> str:
-    """JSON, PNG and PDF (``figures.save``); returns the PNG's path relative to the run folder."""
-    figures.save(fig_dir, name, kind, data)
-    return os.path.relpath(os.path.join(fig_dir, name + ".png"), os.path.dirname(fig_dir))
+  """JSON, PNG and PDF (``figures.save``); returns the PNG's path relative to the run folder."""
+  figures.save(fig_dir, name, kind, data)
+  return os.path.relpath(os.path.join(fig_dir, name + ".png"), os.path.dirname(fig_dir))
 
 
 def replot(out_dir: str) -> list[str]:
-    """Redraws every figure of ``out_dir/figures`` from its JSON data file."""
-    done = []
-    for path in sorted(glob.glob(os.path.join(out_dir, "figures", "*.json"))):
-        figures.redraw(path)
-        done.append(path[:-5] + ".png")
-    return done
+  """Redraws every figure of ``out_dir/figures`` from its JSON data file."""
+  done = []
+  for path in sorted(glob.glob(os.path.join(out_dir, "figures", "*.json"))):
+    figures.redraw(path)
+    done.append(path[:-5] + ".png")
+  return done
 
 
 def reproduce(tables, cfg, out_dir: str, progress: bool = True, log=print, command: str = "") -> str:
-    """Runs every run the tables need (skipping networks without checkpoints), then writes the report."""
-    skipped = {}
-    reasons = {}
-    for run in runs_for(tables):
-        if run.model not in reasons:
-            reasons[run.model] = available(run.model)
-        if reasons[run.model]:
-            skipped[run.name] = reasons[run.model]
-            log(f"[{run.name}] skipped: {reasons[run.model]}")
-            continue
-        log(f"[{run.name}] running")
-        execute(run, cfg, out_dir, progress=progress, log=log)
-    return write_report(tables, cfg, out_dir, skipped, command)
+  """Runs every run the tables need (skipping networks without checkpoints), then writes the report."""
+  skipped = {}
+  reasons = {}
+  for run in runs_for(tables):
+    if run.model not in reasons:
+      reasons[run.model] = available(run.model)
+    if reasons[run.model]:
+      skipped[run.name] = reasons[run.model]
+      log(f"[{run.name}] skipped: {reasons[run.model]}")
+      continue
+    log(f"[{run.name}] running")
+    execute(run, cfg, out_dir, progress=progress, log=log)
+  return write_report(tables, cfg, out_dir, skipped, command)
