@@ -36,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
 from onepixel_jax import de, perturb
+from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
 
@@ -105,113 +106,6 @@ class AttackConfig:
     return self.popsize * (self.generations + 1)
 
 
-@dataclasses.dataclass(frozen=True)
-class AttackResult:
-  """Outcome of N attacks, NumPy arrays in the order the attacks were given.
-
-  Attributes:
-    success: bool[N]; targeted: the best candidate is classified as the
-      target; non-targeted: as anything but the true label.
-    predicted: int[N] the label of the best candidate.
-    adversarial_prob: float[N] the probability of ``predicted``.
-    true_prob: float[N] the probability of the true label.
-    target_prob: float[N] the probability of the target (NaN if non-targeted).
-    perturbation: int[N, pixels, 5] as (x, y, r, g, b), x the column, y the row.
-    queries: int[N] model evaluations used (popsize per generation, plus the
-      initial population).
-    generations: int[N] DE generations run.
-    distortion: float[N] mean absolute change per channel at the changed pixels.
-    labels, targets: int[N] (targets -1 for non-targeted attacks); ids: int[N].
-    fitness_history: float[N, G + 1] best fitness after each generation
-      (the minimised quantity: true-class probability, or minus the target's
-      probability), NaN after the attack stopped.
-    predicted_history: int[N, G + 1] the best candidate's label after each
-      generation, -1 after the attack stopped.
-  """
-
-  success: np.ndarray
-  predicted: np.ndarray
-  adversarial_prob: np.ndarray
-  true_prob: np.ndarray
-  target_prob: np.ndarray
-  perturbation: np.ndarray
-  queries: np.ndarray
-  generations: np.ndarray
-  distortion: np.ndarray
-  labels: np.ndarray
-  targets: np.ndarray
-  ids: np.ndarray
-  fitness_history: np.ndarray
-  predicted_history: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.success)
-
-  def adversarial_images(self, images) -> np.ndarray:
-    """uint8[N, H, W, 3]: ``images`` with each attack's best perturbation written in."""
-    images = np.asarray(images)
-    if images.shape[0] != len(self):
-      raise ValueError(f"adversarial_images: got {images.shape[0]} images for {len(self)} attacks")
-    return np.asarray(perturb.apply(images, self.perturbation))
-
-  @property
-  def success_rate(self) -> float:
-    return float(self.success.mean()) if len(self) else float("nan")
-
-  def records(self) -> list[dict]:
-    """One JSON-serialisable dict per attack (see ``attack_iter``)."""
-    keys = [f.name for f in dataclasses.fields(self)]
-    return [
-        _record_from_arrays(**{k: getattr(self, k)[i] for k in keys}, index=i)
-        for i in range(len(self))
-    ]
-
-  @classmethod
-  def from_records(cls, records: list[dict]) -> "AttackResult":
-    """Stacks records (as yielded by ``attack_iter``) in the given order."""
-    def col(name, dtype):
-      return np.asarray([r[name] for r in records], dtype=dtype)
-
-    return cls(
-        success=col("success", bool),
-        predicted=col("predicted", np.int64),
-        adversarial_prob=col("adversarial_prob", np.float64),
-        true_prob=col("true_prob", np.float64),
-        target_prob=np.asarray([np.nan if r["target_prob"] is None else r["target_prob"] for r in records], np.float64),
-        perturbation=col("perturbation", np.int64).reshape(len(records), -1, 5),
-        queries=col("queries", np.int64),
-        generations=col("generations", np.int64),
-        distortion=col("distortion", np.float64),
-        labels=col("label", np.int64),
-        targets=np.asarray([-1 if r["target"] is None else r["target"] for r in records], np.int64),
-        ids=col("id", np.int64),
-        fitness_history=np.asarray([[np.nan if v is None else v for v in r.get("fitness_history", [])] for r in records], np.float64),
-        predicted_history=np.asarray([r.get("predicted_history", []) for r in records], np.int64),
-    )
-
-
-def _record_from_arrays(*, index, success, predicted, adversarial_prob, true_prob, target_prob, perturbation,
-                        queries, generations, distortion, labels, targets, ids, fitness_history, predicted_history):
-  fh = [None if not np.isfinite(v) else float(v) for v in np.asarray(fitness_history)]
-  return {
-      "index": int(index),
-      "id": int(ids),
-      "label": int(labels),
-      "target": None if int(targets) < 0 else int(targets),
-      "success": bool(success),
-      "predicted": int(predicted),
-      "adversarial_prob": float(adversarial_prob),
-      "true_prob": float(true_prob),
-      "target_prob": None if not np.isfinite(target_prob) else float(target_prob),
-      "perturbation": np.asarray(perturbation).astype(int).tolist(),
-      "queries": int(queries),
-      "generations": int(generations),
-      "distortion": float(distortion),
-      "fitness_history": fh,
-      "predicted_history": np.asarray(predicted_history).astype(int).tolist(),
-  }
-
-
 # --------------------------------------------------------------------------
 # Input checks: one clear line per problem, before anything is compiled.
 # --------------------------------------------------------------------------
@@ -240,24 +134,33 @@ class _Predict(NamedTuple):
   params: Any
   on_host: bool
   num_classes: int
-  # Optional (params, clean uint8[B, H, W, 3], pixels int32[B, P, k, 5]) -> float[B, P, C]
-  # that exploits the candidates' sparsity (incremental inference); None: dense.
-  pixels_fn: Callable | None = None
+  # Optional (params, clean uint8[B, H, W, 3], perturbations int32[B, P, k, 5]) -> float[B, P, C]
+  # that exploits the perturbations' sparsity (incremental inference); None: dense.
+  incremental_fn: Callable | None = None
+
+
+def predict_fn(predict, incremental: bool = False):
+  """``(fn, params, incremental_fn)`` for any ``predict``.
+
+  ``predict`` is a loaded model (``.apply(variables, x)`` and ``.variables``,
+  optionally ``.apply_incremental(variables, clean_images, perturbations)``)
+  or a callable of uint8 images. ``fn(params, uint8[n, H, W, 3]) -> float[n, C]``
+  passes a model's weights as ``params`` (None for a plain callable), so that
+  a jitted caller keeps them as inputs. ``incremental_fn`` is the model's
+  ``apply_incremental`` when ``incremental`` and the model supports it, else None.
+  """
+  if hasattr(predict, "apply") and hasattr(predict, "variables"):
+    inc = predict.apply_incremental if incremental and getattr(predict, "supports_incremental", False) else None
+    return (lambda p, x: predict.apply(p, x)), predict.variables, inc
+  if callable(predict):
+    return (lambda p, x: predict(x)), None, None
+  raise ValueError(f"predict must be a callable images -> probabilities or a loaded model, got {type(predict).__name__}")
 
 
 def _resolve_predict(predict, images: np.ndarray, incremental: bool = True) -> _Predict:
-  """Accepts a loaded model (``.apply(variables, x)`` + ``.variables``, and
-  optionally ``.apply_pixels(variables, clean_images, pixels)``), a jittable
-  function, or any host callable (NumPy, PyTorch, a service)."""
-  pixels_fn = None
-  if hasattr(predict, "apply") and hasattr(predict, "variables"):
-    fn, params = (lambda p, x: predict.apply(p, x)), predict.variables
-    if incremental and getattr(predict, "supports_pixels", False):
-      pixels_fn = predict.apply_pixels
-  elif callable(predict):
-    fn, params = (lambda p, x: predict(x)), None
-  else:
-    raise ValueError(f"predict must be a callable images -> probabilities or a loaded model, got {type(predict).__name__}")
+  """``predict_fn``, plus whether JAX can trace ``predict`` (else it runs on
+  the host: NumPy, PyTorch, a service) and a check of its output on a few images."""
+  fn, params, incremental_fn = predict_fn(predict, incremental)
   probe = images[: min(len(images), 8)]
   try:
     jax.eval_shape(fn, params, jax.ShapeDtypeStruct(probe.shape, jnp.uint8))
@@ -271,7 +174,7 @@ def _resolve_predict(predict, images: np.ndarray, incremental: bool = True) -> _
   if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
     raise ValueError(f"predict must return probabilities [n, num_classes] for n images; for {len(probe)} images it returned shape {out.shape}")
   _check_probabilities(out)
-  return _Predict(fn, params, on_host, out.shape[1], pixels_fn)
+  return _Predict(fn, params, on_host, out.shape[1], incremental_fn)
 
 
 def _check_probabilities(p: np.ndarray):
@@ -319,16 +222,12 @@ def _fitness(probs, labels, targets):
   return jnp.where(targeted[:, None], -p, p)
 
 
-def _succeeded(predicted, labels, targets):
-  return jnp.where(targets >= 0, predicted == targets, predicted != labels)
-
-
 def _should_stop(cfg: AttackConfig, best_probs, labels, targets):
   predicted = jnp.argmax(best_probs, axis=-1)
   if cfg.early_stop == "none":
     return jnp.zeros(labels.shape, bool)
   if cfg.early_stop == "misclassify":
-    return _succeeded(predicted, labels, targets)
+    return succeeded(predicted, labels, targets)
   p_target = jnp.take_along_axis(best_probs, jnp.maximum(targets, 0)[:, None], axis=1)[:, 0]
   p_true = jnp.take_along_axis(best_probs, labels[:, None], axis=1)[:, 0]
   return jnp.where(targets >= 0, p_target > cfg.target_threshold, p_true < cfg.true_threshold)
@@ -353,11 +252,11 @@ def _step(cfg: AttackConfig, pred: _Predict, shard, params, queue: _Queue, slots
   proposals = shard(jnp.where(slots.fresh[:, None, None], init, children))
 
   # One forward pass for every slot's candidates.
-  clean, pixels = queue.images[idx], perturb.to_pixels(proposals, h, w)
-  if pred.pixels_fn is not None:
-    probs = pred.pixels_fn(params, clean, pixels).astype(jnp.float32)
+  clean, perturbations = queue.images[idx], perturb.to_perturbations(proposals, h, w)
+  if pred.incremental_fn is not None:
+    probs = pred.incremental_fn(params, clean, perturbations).astype(jnp.float32)
   else:
-    flat = shard(perturb.apply(clean[:, None], pixels)).reshape(b * p, h, w, 3)
+    flat = shard(perturb.apply(clean[:, None], perturbations)).reshape(b * p, h, w, 3)
     if pred.on_host:
       host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
       probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
@@ -477,20 +376,30 @@ def attack_iter(
       share of the attacks (``process_share``) and yields only those; the
       ``index`` of a record still refers to the caller's full inputs.
     progress: show a tqdm bar.
-    incremental: use the model's ``apply_pixels`` (sparse incremental
-      inference) when it has one (``supports_pixels``); False forces dense
-      forward passes.
+    incremental: use the model's ``apply_incremental`` (sparse incremental
+      inference) when it has one (``supports_incremental``); False forces
+      dense forward passes.
   Yields:
-    dicts with ``index`` (position in the inputs), ``id``, ``label``,
-    ``target`` (None for non-targeted), ``success``, ``predicted``,
-    ``adversarial_prob``, ``true_prob``, ``target_prob``, ``perturbation``
-    ([[x, y, r, g, b], ...]), ``queries``, ``generations``, ``distortion``,
-    ``fitness_history``, ``predicted_history``. Finished attacks come in
-    completion order.
+    one record per attack (``AttackResult.record``: ``id``, ``label``,
+    ``target``, ``success``, ``predicted``, the probabilities,
+    ``perturbation``, ``pixels``, ``popsize``, ``queries``, ``generations``,
+    ``distortion``, the histories) plus ``index``, its position in the
+    inputs. Finished attacks come in completion order.
   Raises:
     ValueError with a one-line message for bad inputs, or if predict returns
     NaN/inf mid-run (records already yielded stay valid).
   """
+  for positions, done in _batches(predict, images, labels, targets, config, seed, batch_size, ids=ids,
+                                  steps_per_sync=steps_per_sync, devices=devices, progress=progress,
+                                  incremental=incremental):
+    for j in range(len(done)):
+      yield {"index": int(positions[j]), **done.record(j)}
+
+
+def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids, steps_per_sync, devices,
+             progress, incremental) -> Iterator[tuple[np.ndarray, AttackResult]]:
+  """The attacks that finish between two host syncs: ``(positions int[m] in
+  the inputs, AttackResult of those m attacks)``, in completion order."""
   cfg = config
   if not isinstance(cfg, AttackConfig):
     raise ValueError(f"config must be an AttackConfig, got {type(cfg).__name__}")
@@ -529,7 +438,7 @@ def attack_iter(
   if pred.on_host:
     devices = devices[:1]  # host callables see the whole batch at once
   ndev = len(devices)
-  b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.pixels_fn is not None)
+  b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.incremental_fn is not None)
   b = ndev * math.ceil(b / ndev)
   mesh = Mesh(np.asarray(devices), ("slots",))
   slot_sharding = NamedSharding(mesh, PS("slots"))
@@ -567,34 +476,38 @@ def attack_iter(
       recs = jax.device_get(recs)
       if recs["nonfinite"].any():
         raise ValueError(f"predict returned NaN or inf during the attack ({finished} finished attacks were already delivered)")
-      for t, s in zip(*np.nonzero(recs["done"])):
-        rec = _finish(cfg, recs, t, s, images, labels, tg, ids)
-        rec["index"] = int(positions[rec["index"]])
-        finished += 1
-        successes += rec["success"]
-        if bar is not None:
-          bar.update(1)
-          bar.set_postfix(success=f"{successes / finished:.1%}")
-        yield rec
+      t, s = np.nonzero(recs["done"])
+      if not len(t):
+        continue
+      done = _finished(cfg, {k: v[t, s] for k, v in recs.items() if k != "nonfinite"}, images, labels, tg, ids)
+      finished += len(done)
+      successes += int(done.success.sum())
+      if bar is not None:
+        bar.update(len(done))
+        bar.set_postfix(success=f"{successes / finished:.1%}")
+      yield positions[recs["attack"][t, s]], done
   finally:
     if bar is not None:
       bar.close()
 
 
-def _finish(cfg, recs, t, s, images, labels, targets, ids) -> dict:
-  i = int(recs["attack"][t, s])
-  probs = recs["best_probs"][t, s].astype(np.float64)
+def _finished(cfg: AttackConfig, recs: dict, images, labels, targets, ids) -> AttackResult:
+  """AttackResult of m finished slots (``recs``: the step's record arrays at those slots)."""
+  i = recs["attack"]
+  probs = recs["best_probs"].astype(np.float64)  # [m, C]
+  rows = np.arange(len(i))
   h, w = images.shape[1:3]
-  pixels = np.asarray(perturb.to_pixels(recs["best_x"][t, s], h, w))
-  predicted = int(np.argmax(probs))
-  target = int(targets[i])
-  success = predicted == target if target >= 0 else predicted != labels[i]
-  return _record_from_arrays(
-      index=i, success=success, predicted=predicted, adversarial_prob=probs[predicted],
-      true_prob=probs[labels[i]], target_prob=probs[target] if target >= 0 else np.nan,
-      perturbation=pixels, queries=recs["queries"][t, s], generations=recs["generation"][t, s],
-      distortion=perturb.distortion(images[i:i + 1], pixels[None])[0], labels=labels[i], targets=target,
-      ids=ids[i], fitness_history=recs["fitness_history"][t, s], predicted_history=recs["predicted_history"][t, s])
+  perturbation = np.asarray(perturb.to_perturbations(recs["best_x"], h, w)).astype(np.int64)
+  predicted = probs.argmax(1)
+  target = targets[i]
+  return AttackResult(
+      success=np.asarray(succeeded(predicted, labels[i], target)), predicted=predicted,
+      adversarial_prob=probs[rows, predicted], true_prob=probs[rows, labels[i]],
+      target_prob=np.where(target >= 0, probs[rows, np.maximum(target, 0)], np.nan), perturbation=perturbation,
+      queries=recs["queries"].astype(np.int64), generations=recs["generation"].astype(np.int64),
+      distortion=perturb.distortion(images[i], perturbation), labels=labels[i], targets=target, ids=ids[i],
+      fitness_history=recs["fitness_history"].astype(np.float64),
+      predicted_history=recs["predicted_history"].astype(np.int64), popsize=np.full(len(i), cfg.popsize))
 
 
 def attack(predict, images, labels, targets=None, config: AttackConfig = AttackConfig(), seed: int = 0,
@@ -619,15 +532,16 @@ def attack(predict, images, labels, targets=None, config: AttackConfig = AttackC
     AttackResult over the N attacks, in input order.
   """
   kwargs.setdefault("progress", True)
+  options = dict(ids=None, steps_per_sync=2, devices=None, progress=True, incremental=True)
+  unknown = set(kwargs) - set(options)
+  if unknown:
+    raise TypeError(f"attack() got unexpected keyword arguments {sorted(unknown)}")
+  options.update(kwargs)
   n = len(np.asarray(labels))
-  records = sorted(attack_iter(predict, images, labels, targets, config, seed, batch_size, **kwargs),
-                   key=lambda r: r["index"])
-  if not records:
-    k, g = config.pixels, config.generations
-    e = np.zeros(0)
-    return AttackResult(e.astype(bool), e.astype(int), e, e, e, np.zeros((0, k, 5), int), e.astype(int),
-                        e.astype(int), e, e.astype(int), e.astype(int), e.astype(int), np.zeros((0, g + 1)),
-                        np.zeros((0, g + 1), int))
-  if jax.process_count() == 1 and len(records) != n:
-    raise RuntimeError(f"internal error: {len(records)} results for {n} attacks")
-  return AttackResult.from_records(records)
+  parts = list(_batches(predict, images, labels, targets, config, seed, batch_size, **options))
+  if not parts:
+    return AttackResult.empty(config.pixels, config.generations)
+  positions = np.concatenate([p for p, _ in parts])
+  if jax.process_count() == 1 and len(positions) != n:
+    raise RuntimeError(f"internal error: {len(positions)} results for {n} attacks")
+  return AttackResult.concatenate([r for _, r in parts]).take(np.argsort(positions, kind="stable"))

@@ -1,25 +1,45 @@
-"""Figures drawn only from their data (JSON) so they can be redrawn: the
-paper's Figs. 5-7 (``onepixel_jax.reproduce``) and the analyses'.
+"""Every figure of the package; the only library module that draws.
 
-``save(out_dir, name, kind, data)`` writes ``name.json`` (the numbers, plus
-``"figure": kind``), then draws it into ``name.png`` and ``name.pdf``;
-``redraw(json_path)`` draws a saved figure again without rerunning anything
-(``python -m analysis.redraw FILE.json``). NaN is stored as JSON ``null``.
+* ``examples``: originals above their adversarial images, like the paper's
+  Fig. 1 (the main job's ``examples.png``).
+* Figures drawn only from their data (JSON) so they can be redrawn: the
+  paper's Figs. 5-7 (``paper.reproduce``) and the analyses'.
+  ``save(out_dir, name, kind, data)`` writes ``name.json`` (the numbers, plus
+  ``"figure": kind``), then draws it into ``name.png`` and ``name.pdf``;
+  ``redraw(path)`` draws saved figures again without rerunning anything
+  (``python -m analysis.redraw FILE.json|FOLDER``). NaN is stored as JSON
+  ``null``.
+
+matplotlib is imported only when something is drawn, and only its
+object-oriented API is used (``matplotlib.figure.Figure``): no pyplot state,
+no global backend switch, so importing this module (or the library) never
+touches matplotlib.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from onepixel_jax import perturb
 
 DRAW = {}
+
+
+def _subplots(nrows=1, ncols=1, figsize=None, **kwargs):
+  """``(Figure, axes)`` without pyplot: saving picks the Agg canvas by file type."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _cmap(name: str):
+  import matplotlib
+  return matplotlib.colormaps[name]
 
 
 def _drawer(kind):
@@ -76,37 +96,100 @@ def draw(data: dict, stem: str) -> list[str]:
   for ext, dpi in ((".png", 100), (".pdf", None)):
     fig.savefig(stem + ext, dpi=dpi, bbox_inches="tight")
     paths.append(stem + ext)
-  plt.close(fig)
   return paths
 
 
-def redraw(json_path) -> list[str]:
-  """Draws a saved figure's PNG and PDF again from its JSON."""
-  with open(json_path) as f:
+def redraw(path) -> list[str]:
+  """Draws a saved figure's PNG and PDF again from its JSON; a folder: every figure JSON in it."""
+  if os.path.isdir(path):
+    found = []
+    for p in sorted(glob.glob(os.path.join(path, "*.json"))):
+      with open(p) as f:
+        if "figure" in json.load(f):
+          found.append(p)
+    if not found:
+      raise ValueError(f"no figure .json files in {path}")
+    return [out for p in found for out in redraw(p)]
+  with open(path) as f:
     data = json.load(f)
-  return draw(data, os.path.splitext(str(json_path))[0])
+  return draw(data, os.path.splitext(str(path))[0])
+
+
+def _label(names, c):
+  return names[c] if names is not None and 0 <= c < len(names) else str(c)
+
+
+def examples(images, records, class_names=None, path=None, max_examples: int = 8, title: str | None = None):
+  """Original above adversarial image for up to ``max_examples`` records (the paper's Fig. 1).
+
+  Args:
+    images: mapping or array indexable by a record's ``id`` -> uint8[H, W, 3].
+    records: attack records (successful ones are shown first).
+    class_names: label names.
+    path: where to save (PNG, or PDF by extension); None returns the figure.
+  The changed pixels are circled; titles give the true label and its clean
+  probability, and the adversarial label with its probability.
+  """
+  from matplotlib.patches import Circle
+  chosen = sorted(records, key=lambda r: (not r["success"], -r["adversarial_prob"]))[:max_examples]
+  n = max(1, len(chosen))
+  fig, axes = _subplots(2, n, figsize=(1.9 * n, 4.6), squeeze=False)
+  for j, r in enumerate(chosen):
+    img = np.asarray(images[r["id"]])
+    pert = np.asarray(r["perturbation"], np.int32)
+    adv = np.asarray(perturb.apply(img, pert))
+    top, bottom = axes[0, j], axes[1, j]
+    top.imshow(img, interpolation="nearest")
+    clean_p = r.get("clean_prob")
+    top.set_title(f"true: {_label(class_names, r['label'])}" + (f"\n({clean_p:.0%})" if clean_p is not None else ""),
+                  fontsize=8)
+    bottom.imshow(adv, interpolation="nearest")
+    mark = "" if r["success"] else " (failed)"
+    tgt = "" if r["target"] is None else f"\ntarget: {_label(class_names, r['target'])}"
+    # Below the adversarial image, so that it never covers the clean one.
+    bottom.set_xlabel(f"adv: {_label(class_names, r['predicted'])} ({r['adversarial_prob']:.0%}){mark}{tgt}",
+                      fontsize=8, color="crimson" if r["success"] else "gray")
+    radius = max(img.shape[:2]) / 16
+    for x, y, *_ in pert.tolist():
+      bottom.add_patch(Circle((x, y), radius, fill=False, color="yellow", lw=1.5))
+    for ax in (top, bottom):
+      ax.set_xticks([])
+      ax.set_yticks([])
+  for j in range(len(chosen), n):
+    axes[0, j].axis("off")
+    axes[1, j].axis("off")
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  if path is None:
+    return fig
+  fig.savefig(path, dpi=120)
+  return path
 
 
 def _names(data):
   return data.get("class_names") or [str(i) for i in range(10)]
 
 
-def _matrix(ax, m, names, title, fmt="{:.2f}", counts=None, cmap="viridis", vmin=None, vmax=None):
+def _matrix(ax, m, names, title, fmt="{:.2f}", counts=None, cmap="viridis", vmin=None, vmax=None,
+            xlabel="target / adversarial class", skip_zero=False):
+  """The one C x C heat map (rows: original class, columns: target): each
+  finite cell written in (``counts`` below it; zeros left blank if ``skip_zero``)."""
   m = arr(m)
   im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax)
   ax.set_xticks(range(len(names)))
   ax.set_xticklabels(names, rotation=90, fontsize=7)
   ax.set_yticks(range(len(names)))
   ax.set_yticklabels(names, fontsize=7)
-  ax.set_xlabel("target / adversarial class", fontsize=8)
+  ax.set_xlabel(xlabel, fontsize=8)
   ax.set_ylabel("original class", fontsize=8)
   ax.set_title(title, fontsize=9)
   for i in range(m.shape[0]):
     for j in range(m.shape[1]):
-      if np.isfinite(m[i, j]):
+      if np.isfinite(m[i, j]) and not (skip_zero and m[i, j] == 0):
         txt = fmt.format(m[i, j]) + (f"\n({counts[i][j]})" if counts is not None else "")
         ax.text(j, i, txt, ha="center", va="center", fontsize=5, color="w")
-  plt.colorbar(im, ax=ax, fraction=0.046)
+  ax.figure.colorbar(im, ax=ax, fraction=0.046)
 
 
 def _note(fig, data):
@@ -133,7 +216,7 @@ def _targets_histogram(data):
   ``data``: {"runs": {name: {"counts": [10 ints], "paper_zero": float | None}}}.
   """
   runs = data["runs"]
-  fig, ax = plt.subplots(figsize=(7, 3.4))
+  fig, ax = _subplots(figsize=(7, 3.4))
   width = 0.8 / max(1, len(runs))
   for j, (name, r) in enumerate(runs.items()):
     counts = np.asarray(r["counts"], float)
@@ -157,21 +240,8 @@ def _pair_heatmap(data):
 
   ``data``: {"title": str, "class_names": [...], "counts": [[C x C ints]]}.
   """
-  m = np.asarray(data["counts"])
-  names = data["class_names"]
-  fig, ax = plt.subplots(figsize=(5.2, 4.6))
-  im = ax.imshow(m, cmap="viridis")
-  for (i, j), v in np.ndenumerate(m):
-    if v:
-      ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if v < m.max() / 2 else "black")
-  ax.set_xticks(range(len(names)))
-  ax.set_yticks(range(len(names)))
-  ax.set_xticklabels(names, rotation=60, fontsize=7)
-  ax.set_yticklabels(names, fontsize=7)
-  ax.set_xlabel("target class")
-  ax.set_ylabel("original class")
-  ax.set_title(data["title"], fontsize=9)
-  fig.colorbar(im, ax=ax, shrink=0.8)
+  fig, ax = _subplots(figsize=(5.2, 4.6))
+  _matrix(ax, data["counts"], data["class_names"], data["title"], "{:.0f}", xlabel="target class", skip_zero=True)
   return _finish(fig, data)
 
 
@@ -188,8 +258,8 @@ def _probe_curves(d):
   n = max(1, len(ex))
   cols = min(3, n)
   rows = math.ceil(n / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
-  colours = plt.get_cmap("tab10")
+  fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+  colours = _cmap("tab10")
   for k, e in enumerate(ex):
     ax = axes[k // cols, k % cols]
     probs = arr(e["probs"])
@@ -215,7 +285,7 @@ def _probe_curves(d):
 @_drawer("probe_pairs")
 def _probe_pairs(d):
   names = _names(d)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+  fig, axes = _subplots(1, 2, figsize=(10, 4.4))
   _matrix(axes[0], d["flip_distance"], names, "median flip distance (RGB units)", "{:.0f}", d["count"])
   _matrix(axes[1], d["width_distance"], names, "median 10-90% transition width (RGB units)", "{:.0f}", d["count"])
   fig.suptitle(d.get("title", "boundary probing per (original, adversarial) pair; (n) probes"), fontsize=9)
@@ -225,7 +295,7 @@ def _probe_pairs(d):
 @_drawer("probe_positions")
 def _probe_positions(d):
   r = d["radius"]
-  fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.3))
+  fig, axes = _subplots(1, 2, figsize=(7.5, 3.3))
   for ax, key, title in ((axes[0], "adv_prob", "mean P(adversarial class)"),
                          (axes[1], "still_adversarial", "share still adversarial")):
     m = arr(d[key])
@@ -237,7 +307,7 @@ def _probe_positions(d):
     ax.set_xlabel("dx (columns)")
     ax.set_ylabel("dy (rows)")
     ax.set_title(title, fontsize=9)
-    plt.colorbar(im, ax=ax, fraction=0.046)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
   fig.suptitle(d.get("title", "adversarial colour moved to neighbouring positions"), fontsize=9)
   return _finish(fig, d)
 
@@ -253,7 +323,7 @@ def _vulnerability_maps(d):
   n = len(maps)
   cols = min(n, 6) + 1
   rows = 2 * math.ceil(n / (cols - 1))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.95 * rows), squeeze=False)
+  fig, axes = _subplots(rows, cols, figsize=(1.8 * cols, 1.95 * rows), squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")
   pts = d.get("de_points") or []
@@ -281,7 +351,7 @@ def _vulnerability_maps(d):
 
 @_drawer("corner_vs_de")
 def _corner_vs_de(d):
-  fig, ax = plt.subplots(figsize=(5.2, 3.6))
+  fig, ax = _subplots(figsize=(5.2, 3.6))
   b = np.asarray(d["budgets"])
   ax.plot(b, arr(d["corner_random_order"]), label="corner search, random order (expected)")
   ax.plot(b, arr(d["de"]), label=d.get("de_label", "DE (paper settings)"), marker=".", ms=3)
@@ -297,7 +367,7 @@ def _corner_vs_de(d):
 
 @_drawer("pair_matrix")
 def _pair_matrix(d):
-  fig, ax = plt.subplots(figsize=(5.2, 4.6))
+  fig, ax = _subplots(figsize=(5.2, 4.6))
   _matrix(ax, d["matrix"], _names(d), d.get("title", ""), counts=d.get("counts"), vmin=0, vmax=1)
   return _finish(fig, d)
 
@@ -309,7 +379,7 @@ def _pair_matrix(d):
 
 @_drawer("population_sweep")
 def _population_sweep(d):
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  fig, axes = _subplots(1, 2, figsize=(10, 3.8))
   rows = d["rows"]
   sizes = [r["popsize"] for r in rows]
   s = arr([r["success"] for r in rows])
@@ -343,10 +413,10 @@ def _population_sweep(d):
 
 @_drawer("generation_curves")
 def _generation_curves(d):
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  fig, axes = _subplots(1, 2, figsize=(10, 3.6))
   for k, cur in enumerate(d["curves"]):
     g = np.asarray(cur["generation"])
-    col = plt.get_cmap("tab10")(k % 10)
+    col = _cmap("tab10")(k % 10)
     axes[0].plot(g, arr(cur["success"]), color=col, label=f"{cur['name']}: misclassified")
     axes[0].plot(g, arr(cur["deep"]), color=col, ls="--", label=f"{cur['name']}: past the paper's stop")
     axes[1].plot(g, arr(cur["median_objective"]), color=col, label=cur["name"])
@@ -368,7 +438,7 @@ def _generation_curves(d):
 def _imbalance(d):
   names = _names(d)
   graded = d.get("best") is not None
-  fig, axes = plt.subplots(1, 4 if graded else 3, figsize=(20 if graded else 15, 4.5))
+  fig, axes = _subplots(1, 4 if graded else 3, figsize=(20 if graded else 15, 4.5))
   _matrix(axes[0], d["success"], names, d.get("success_title", "pair success"), vmin=0, vmax=1)
   k = 1
   if graded:
@@ -395,7 +465,7 @@ def _imbalance(d):
 @_drawer("geometry")
 def _geometry(d):
   names = _names(d)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  fig, axes = _subplots(1, 2, figsize=(10, 3.8))
   ax = axes[0]
   ax.scatter(arr(d["pair_flip"]), arr(d["pair_success"]), s=14)
   for x, y, lab in zip(arr(d["pair_flip"]), arr(d["pair_success"]), d["pair_names"]):

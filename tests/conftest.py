@@ -1,23 +1,14 @@
-import os
-import pathlib
-
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import cifar10_path
 
 
 @pytest.fixture
 def key():
   return jax.random.PRNGKey(0)
-
-
-def cifar10_path():
-  """The CIFAR-10 tarball: $ONEPIXEL_CIFAR10, else ../shared/data beside the repository."""
-  p = os.environ.get("ONEPIXEL_CIFAR10") or str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
-  return p if os.path.exists(p) else None
 
 
 @pytest.fixture

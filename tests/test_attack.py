@@ -12,52 +12,10 @@ import pytest
 
 import onepixel_jax as op
 
-H = W = 8
-HOT = (5, 3)  # (x=column, y=row) of the pixel the synthetic classifier watches
-
-
-def redness(x, xp=jnp):
-  p = x[:, HOT[1], HOT[0]].astype(xp.float32) / 255.0
-  return p[:, 0] - 0.5 * p[:, 1] - 0.5 * p[:, 2]
-
-
-def two_class(x):
-  """True class 0 until pixel HOT turns red; P(class 1) rises smoothly with redness."""
-  p1 = jax.nn.sigmoid(8.0 * redness(x) - 2.0)
-  return jnp.stack([1 - p1, p1], axis=-1)
-
-
-def two_class_numpy(x):
-  r = redness(np.asarray(x), np)
-  p1 = 1 / (1 + np.exp(-(8.0 * r - 2.0)))
-  return np.stack([1 - p1, p1], axis=-1).astype(np.float32)
-
-
-def three_class(x):
-  """Class 2 is reached only by making HOT pure blue; class 0 is the clean label."""
-  p = x[:, HOT[1], HOT[0]].astype(jnp.float32) / 255.0
-  blue = p[:, 2] - 0.5 * p[:, 0] - 0.5 * p[:, 1]
-  logits = jnp.stack([jnp.full_like(blue, 1.0), 0.2 * blue, 6.0 * blue], axis=-1)
-  return jax.nn.softmax(logits, axis=-1)
-
-
-def images(n=6, seed=0):
-  rng = np.random.default_rng(seed)
-  im = rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8)
-  im[:, HOT[1], HOT[0]] = 0
-  return im
-
+from tests.synthetic import HOT, H, W, assert_same, three_class, two_class, two_class_numpy
+from tests.synthetic import random_images as images
 
 SMALL = op.AttackConfig(popsize=100, generations=40, early_stop="misclassify")
-
-
-def fields(r):
-  return {k: v for k, v in vars(r).items()}
-
-
-def assert_same(a, b):
-  for k, v in fields(a).items():
-    np.testing.assert_array_equal(v, getattr(b, k), err_msg=k)
 
 
 def test_paper_defaults():
@@ -147,7 +105,7 @@ def test_streaming_records_are_json_ready():
 def test_four_devices_match_one_device():
   script = textwrap.dedent("""
       import numpy as np, jax, json
-      from tests.test_attack import two_class, images, assert_same
+      from tests.synthetic import two_class, assert_same, random_images as images
       import onepixel_jax as op
       assert jax.local_device_count() == 4
       im = images(9)
@@ -202,19 +160,28 @@ def test_bad_config_raises(kwargs, match):
 
 
 def test_nan_mid_attack_is_reported_after_delivering_finished_attacks():
-  calls = {"n": 0}
+  # One slot, attacks of two steps each (initial population + 1 generation): attack 0
+  # finishes at step 2, attack 1 at step 4; from step 5 on (attack 2) predict returns NaN.
+  steps = {"n": 0}
 
   def flaky(x):
-    calls["n"] += 1
     p = two_class_numpy(x)
-    if calls["n"] > 3:  # the validation probe and first generations are fine
-      p[:] = np.nan
+    if isinstance(x, np.ndarray) and len(x) == cfg.popsize:  # an attack step (the validation probe has 3 images)
+      steps["n"] += 1
+      if steps["n"] >= 5:
+        p[:] = np.nan
     return p
 
-  im = images(2)
-  with pytest.raises(ValueError, match="NaN or inf during the attack"):
-    op.attack(flaky, im, np.zeros(2, int), config=op.AttackConfig(popsize=8, generations=10, early_stop="none"),
-              batch_size=2, steps_per_sync=1, progress=False)
+  cfg = op.AttackConfig(popsize=8, generations=1, early_stop="none")
+  im, labels = images(3), np.zeros(3, int)
+  delivered = []
+  with pytest.raises(ValueError, match=r"NaN or inf during the attack \(2 finished attacks were already delivered\)"):
+    for rec in op.attack_iter(flaky, im, labels, config=cfg, batch_size=1, steps_per_sync=1):
+      delivered.append(rec)
+  assert [r["index"] for r in delivered] == [0, 1]
+  # What was delivered is exactly what a run without NaN gives for those attacks.
+  clean = op.attack(two_class_numpy, im, labels, config=cfg, batch_size=1, progress=False).records()
+  assert [{k: v for k, v in r.items() if k != "index"} for r in delivered] == clean[:2]
 
 
 def test_processes_split_the_queue_and_agree_with_one_process(monkeypatch):

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from onepixel_jax import imagenet, models
+from onepixel_jax import models
+from onepixel_jax.data import imagenet
 from onepixel_jax.models import alexnet, efficientnet
 from onepixel_jax.models.torch_checkpoint import LEGACY_MAGIC, UnsafeCheckpointError, read_state_dict
 
@@ -182,7 +183,7 @@ def test_alexnet_shapes(name, size, count):
 
 
 def test_alexnet_needs_weights():
-  with pytest.raises(ValueError, match="python -m onepixel_jax.models.alexnet"):
+  with pytest.raises(ValueError, match="python -m experiments.convert_alexnet"):
     models.load("alexnet")
 
 

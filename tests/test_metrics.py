@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from onepixel_jax import metrics
+from onepixel_jax.paper import metrics
 
 
 def rec(id, label, target, success, prob=0.5, queries=400, distortion=100.0, predicted=None):

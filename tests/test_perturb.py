@@ -11,9 +11,9 @@ floats = st.floats(-1e6, 1e6, allow_nan=False, width=32)
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 40), st.integers(1, 40), st.data())
-def test_to_pixels_always_in_bounds(k, h, w, data):
+def test_to_perturbations_always_in_bounds(k, h, w, data):
   cand = data.draw(hnp.arrays(np.float32, (3, 5 * k), elements=floats))
-  px = np.asarray(perturb.to_pixels(cand, h, w))
+  px = np.asarray(perturb.to_perturbations(cand, h, w))
   assert px.shape == (3, k, 5) and px.dtype == np.int32
   assert (px[..., 0] >= 0).all() and (px[..., 0] < w).all()
   assert (px[..., 1] >= 0).all() and (px[..., 1] < h).all()
@@ -25,7 +25,7 @@ def test_to_pixels_always_in_bounds(k, h, w, data):
 def test_apply_changes_at_most_k_pixels(k, h, w, data):
   image = data.draw(hnp.arrays(np.uint8, (h, w, 3)))
   cand = data.draw(hnp.arrays(np.float32, (5 * k,), elements=floats))
-  px = np.asarray(perturb.to_pixels(cand, h, w))
+  px = np.asarray(perturb.to_perturbations(cand, h, w))
   adv = np.asarray(perturb.apply(image, px))
   assert adv.dtype == np.uint8 and adv.shape == image.shape
   changed = np.argwhere((adv != image).any(-1))

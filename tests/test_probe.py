@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from onepixel_jax import perturb, probe, query
+from onepixel_jax import perturb
+from onepixel_jax.analysis import probe
 from tests import synthetic as syn
 
 RED = [syn.HOT[0], syn.HOT[1], 255, 0, 0]
@@ -91,25 +92,37 @@ def test_by_pair_aggregates_successes_only():
   assert pairs[0]["flip_t"] == pytest.approx(0.4, abs=0.03)
 
 
-def test_probabilities_rejects_bad_shapes():
-  with pytest.raises(ValueError, match="pixels must be int"):
-    query.probabilities(syn.red_pixel, syn.grey_images(2), np.zeros((3, 1, 1, 5), int))
-
-
-def test_report_writes_redrawable_figures(tmp_path):
-  from onepixel_jax import figures
+def test_outputs_say_which_probes_are_successes_and_which_best_candidates(tmp_path):
   images = syn.noisy_images(3)
-  pert = np.array([[RED], [RED], [[0, 0, 0, 0, 255]]])
+  weak = [syn.HOT[0], syn.HOT[1], 140, 128, 128]  # a little red: class 1 stays far away, even at t = 1.5
+  pert = np.array([[RED], [RED], [weak]])
   p = probe.probe(syn.red_pixel, images, [0, 0, 0], pert, steps=10)
-  written = probe.report(tmp_path, p, [7, 8, 9], ("a", "b", "c"), examples=2, note="synthetic")
-  names = {f.split("/")[-1] for f in written}
-  for stem in ("probe_curves", "probe_pairs", "probe_positions"):
-    assert {stem + ".png", stem + ".pdf", stem + ".json"} <= names
-  assert "probes.npz" in names and "probe_summary.json" in names
-  before = (tmp_path / "probe_pairs.png").stat().st_size
-  (tmp_path / "probe_pairs.png").unlink()
-  figures.redraw(tmp_path / "probe_pairs.json")
-  assert abs((tmp_path / "probe_pairs.png").stat().st_size - before) < before * 0.05
+  assert p.success.tolist() == [True, True, False]
+  out = probe.outputs(p, [7, 8, 9], ("a", "b", "c"), examples=3, note="synthetic")
+  assert not list(tmp_path.iterdir())  # computing wrote nothing
+  assert set(out.figures) == {"probe_curves", "probe_pairs", "probe_positions"}
+  summary = out.json["probe_summary.json"]
+  assert [q["probed"] for q in summary["probes"]] == ["success", "success", "best candidate"]
+  assert summary["summary"]["successful"] == 2 and summary["summary"]["best_candidates"] == 1
+  best = summary["probes"][2]
+  # At t = 1 the red channel is 140: logits (0, 10 * 12 / 255 - 4, -4) (pixel (0, 0) is grey).
+  e = np.exp([0, 10 * 12 / 255 - 4, -4])
+  p0, p1, _ = e / e.sum()
+  assert best["runner_up"] == 1 and best["margin"] == pytest.approx(p0 - p1, abs=1e-4)
+  assert best["flip_t"] is None and summary["summary"]["best_candidate_flips_beyond"] == 0.0
+  assert summary["probes"][0]["margin"] < 0  # a success is past the boundary
+  kinds = [e["success"] for e in out.figures["probe_curves"][1]["examples"]]
+  assert kinds == [True, True, False]
+
+
+def test_select_probes_successes_and_the_best_candidate_of_each_unfooled_image():
+  def rec(id, success, true_prob, x=0):
+    return {"id": id, "success": success, "true_prob": true_prob, "perturbation": [[x, 0, 0, 0, 0]]}
+  recs = [rec(1, True, 0.2), rec(1, True, 0.2), rec(1, False, 0.6, x=1),  # image 1 fooled (twice the same pixel)
+          rec(2, False, 0.7), rec(2, False, 0.4, x=2), rec(2, False, 0.5, x=3)]  # image 2 never fooled
+  got = probe.select(recs)
+  assert [(r["id"], r["success"], r["true_prob"]) for r in got] == [(1, True, 0.2), (2, False, 0.4)]
+  assert probe.select(recs, best_candidates=False) == [recs[0]]
 
 
 def test_several_pixels_move_together():

@@ -19,16 +19,41 @@ and in colour units ``flip_distance``), how wide the transition is
 ``p_adv / (p_adv + p_true)``), and how far the adversarial region extends
 around the pixel (``neighbour_share``). ``by_pair`` aggregates per
 (original, adversarial) class pair.
+
+A perturbation need not fool the model: probing the best candidate of an
+attack that failed measures how far from the boundary DE stopped
+(``margin``: the true class's lead over the runner-up at t = 1, and whether
+the label flips further along the path). ``select`` picks, from attack
+records, every success and, for each image no attack fooled, its best
+candidate; ``Probes.success`` says which is which.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
-from onepixel_jax import query
+from onepixel_jax.analysis import Outputs, query
+
+
+def select(records, best_candidates: bool = True) -> list[dict]:
+  """The records to probe: every successful attack (one per distinct image and
+  perturbation) and, if ``best_candidates``, for each image that no attack
+  fooled, its best candidate (the record with the lowest true-class probability)."""
+  chosen, seen, best = [], set(), {}
+  for r in records:
+    if r["success"]:
+      key = (r["id"], str(r["perturbation"]))
+      if key not in seen:
+        seen.add(key)
+        chosen.append(r)
+    elif r["id"] not in best or r["true_prob"] < best[r["id"]]["true_prob"]:
+      best[r["id"]] = r
+  if not best_candidates:
+    return chosen
+  fooled = {r["id"] for r in chosen}
+  return chosen + [r for i, r in best.items() if i not in fooled]
 
 
 def colour_path(original, adversarial, steps: int = 20, beyond: float = 0.5):
@@ -86,6 +111,8 @@ class Probes:
     position_valid: bool[N, M] the shift keeps every pixel inside the image.
     position_probs: float32[N, M, C] (NaN where invalid).
     labels: int[N] clean labels; adv_labels: int[N] the label at t = 1.
+    success: bool[N] the perturbation fools the model (``adv_labels !=
+      labels``); False: a best candidate that did not.
     perturbations: int[N, k, 5] the probed perturbations.
     original_colours: int32[N, k, 3] the clean colours at the perturbed pixels.
   """
@@ -104,6 +131,10 @@ class Probes:
 
   def __len__(self):
     return len(self.labels)
+
+  @property
+  def success(self) -> np.ndarray:
+    return self.adv_labels != self.labels
 
   @property
   def colour_distance(self) -> np.ndarray:
@@ -208,6 +239,10 @@ def estimates(p: Probes) -> dict[str, np.ndarray]:
     at which the adversarial colours still give the adversarial label.
   * ``adv_prob``: the adversarial class's probability at t = 1.
   * ``colour_distance``: see ``Probes.colour_distance``.
+  * ``margin``: the true class's probability minus the highest other class's
+    at t = 1 (negative for a success: how far past the boundary; positive for
+    a best candidate that failed: how far from it DE stopped).
+  * ``runner_up`` (int[N]): that highest other class at t = 1.
   """
   n = len(p)
   rows = np.arange(n)
@@ -232,7 +267,11 @@ def estimates(p: Probes) -> dict[str, np.ndarray]:
   still = (p.position_probs[:, ring].argmax(-1) == p.adv_labels[:, None]) & p.position_valid[:, ring]
   neighbour_share = still.sum(1) / np.maximum(p.position_valid[:, ring].sum(1), 1)
   neighbour_share = np.where(p.adv_labels != p.labels, neighbour_share, np.nan)
+  at = margin[:, p.adversarial_step]
+  runner_up = others[:, p.adversarial_step].argmax(-1)
   return {
+      "margin": at.astype(np.float64),
+      "runner_up": runner_up.astype(np.int64),
       "flip_t": flip_t,
       "flip_class": flip_class,
       "flip_distance": flip_t * dist,
@@ -303,7 +342,7 @@ def position_map(p: Probes) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------
-# Files: the numbers and the figures.
+# The outputs: the numbers and the figures' data.
 # --------------------------------------------------------------------------
 
 
@@ -311,79 +350,92 @@ def _round(x, nd=4):
   return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
 
+_INT_ESTIMATES = ("flip_class", "runner_up")
+
+
 def summarise(p: Probes, est: dict) -> dict:
-  """Medians over successful probes (None where none)."""
-  ok = p.adv_labels != p.labels
-  med = lambda k: _median(est[k][ok])  # noqa: E731
+  """Medians over successful probes (None where none), and over the best
+  candidates of unfooled images: how far from the boundary DE stopped."""
+  ok = p.success
+  med = lambda k, sel=ok: _median(est[k][sel])  # noqa: E731
+  failed = ~ok
   return {
-      "probes": len(p), "successful": int(ok.sum()),
+      "probes": len(p), "successful": int(ok.sum()), "best_candidates": int(failed.sum()),
       "median_flip_t": med("flip_t"), "median_flip_distance": med("flip_distance"),
       "median_colour_distance": med("colour_distance"),
       "median_width_t": med("width_t"), "median_width_distance": med("width_distance"),
       "width_reached": float(np.isfinite(est["width_t"][ok]).mean()) if ok.any() else None,
       "mean_neighbour_share": float(np.nanmean(est["neighbour_share"][ok])) if ok.any() else None,
       "flip_before_half": float(np.mean(est["flip_t"][ok] < 0.5)) if ok.any() else None,
+      # Best candidates that did not fool the model: the true class's lead at t = 1,
+      # and the share whose label flips further along the colour path (t > 1).
+      "best_candidate_median_margin": med("margin", failed),
+      "best_candidate_flips_beyond": float(np.mean(np.isfinite(est["flip_t"][failed]))) if failed.any() else None,
+      "best_candidate_median_flip_t": med("flip_t", failed),
   }
 
 
-def report(out_dir, p: Probes, ids, class_names, examples: int = 6, meta: dict | None = None,
-           note: str = "") -> list[str]:
-  """Writes ``probes.npz``, ``probe_summary.json`` and the figures
-  ``probe_curves``, ``probe_pairs``, ``probe_positions`` (PNG, PDF, JSON)."""
-  from onepixel_jax import figures
-
-  os.makedirs(out_dir, exist_ok=True)
+def outputs(p: Probes, ids, class_names, examples: int = 6, meta: dict | None = None, note: str = "") -> Outputs:
+  """``probes.npz``, ``probe_summary.json`` and the figures ``probe_curves``,
+  ``probe_pairs``, ``probe_positions``. Curves show successful probes first
+  (one per pair first, most confident first), then best candidates."""
   est = estimates(p)
   pairs = by_pair(p, est)
   ids = np.asarray(ids)
-  written = []
-  path = os.path.join(out_dir, "probes.npz")
-  np.savez_compressed(path, t=p.t, colour_probs=p.colour_probs, position_probs=p.position_probs,
-                      position_valid=p.position_valid, offsets=p.offsets, labels=p.labels,
-                      adv_labels=p.adv_labels, perturbations=p.perturbations, original_colours=p.original_colours,
-                      ids=ids, **{k: v for k, v in est.items()})
-  written.append(path)
+  out = Outputs()
+  out.arrays["probes.npz"] = dict(
+      t=p.t, colour_probs=p.colour_probs, position_probs=p.position_probs, position_valid=p.position_valid,
+      offsets=p.offsets, labels=p.labels, adv_labels=p.adv_labels, perturbations=p.perturbations,
+      original_colours=p.original_colours, ids=ids, **est)
   c = p.colour_probs.shape[-1]
   per = [{"id": int(ids[i]), "label": int(p.labels[i]), "adv_label": int(p.adv_labels[i]),
+          "probed": "success" if p.success[i] else "best candidate",
           "perturbation": p.perturbations[i].tolist(),
-          **{k: (int(v[i]) if k == "flip_class" else _round(v[i])) for k, v in est.items()}}
+          **{k: (int(v[i]) if k in _INT_ESTIMATES else _round(v[i])) for k, v in est.items()}}
          for i in range(len(p))]
-  summary = {**(meta or {}), "note": note, "t": p.t.tolist(), "adversarial_step": p.adversarial_step,
-             "summary": summarise(p, est), "pairs": pairs, "probes": per}
-  path = os.path.join(out_dir, "probe_summary.json")
-  figures.write_json(path, summary)
-  written.append(path)
+  s = summarise(p, est)
+  out.json["probe_summary.json"] = {**(meta or {}), "note": note, "t": p.t.tolist(),
+                                    "adversarial_step": p.adversarial_step, "summary": s, "pairs": pairs,
+                                    "probes": per}
 
-  # Examples: successful probes, one per pair first, most confident first.
-  ok = np.flatnonzero(p.adv_labels != p.labels)
+  ok = np.flatnonzero(p.success)
   order = ok[np.argsort(-est["adv_prob"][ok], kind="stable")]
   seen, chosen = set(), []
   for i in order:  # one per pair first
     if (p.labels[i], p.adv_labels[i]) not in seen:
       seen.add((p.labels[i], p.adv_labels[i]))
       chosen.append(int(i))
-  chosen = (chosen + [int(i) for i in order if int(i) not in chosen])[:examples]
+  failed = np.flatnonzero(~p.success)
+  failed = failed[np.argsort(est["margin"][failed], kind="stable")]  # closest to the boundary first
+  chosen = (chosen + [int(i) for i in order if int(i) not in chosen] + [int(i) for i in failed])[:examples]
   ex = []
   for i in chosen:
-    share = p.colour_probs[i, :, p.adv_labels[i]] / np.maximum(
-        p.colour_probs[i, :, p.adv_labels[i]] + p.colour_probs[i, :, p.labels[i]], 1e-30)
     x, y = p.perturbations[i, 0, :2]
-    ex.append({"title": f"id {ids[i]}: {class_names[p.labels[i]]} -> {class_names[p.adv_labels[i]]} "
-                        f"at ({x},{y}), |dRGB|={est['colour_distance'][i]:.0f}",
-               "probs": p.colour_probs[i], "label": int(p.labels[i]), "adv_label": int(p.adv_labels[i]),
-               "flip_t": est["flip_t"][i], "width_lo": first_crossing(p.t, share, 0.1),
-               "width_hi": first_crossing(p.t, share, 0.9)})
-  written += figures.save(out_dir, "probe_curves", "probe_curves",
-                          {"t": p.t, "examples": ex, "class_names": class_names, "note": note})
+    if p.success[i]:
+      other = int(p.adv_labels[i])
+      title = (f"id {ids[i]}: {class_names[p.labels[i]]} -> {class_names[other]} "
+               f"at ({x},{y}), |dRGB|={est['colour_distance'][i]:.0f}")
+    else:
+      other = int(est["runner_up"][i])
+      title = (f"id {ids[i]}: {class_names[p.labels[i]]}, best candidate (not fooled) at ({x},{y}): "
+               f"leads {class_names[other]} by {est['margin'][i]:.2f}")
+    pa, pt = p.colour_probs[i, :, other], p.colour_probs[i, :, p.labels[i]]
+    share = pa / np.maximum(pa + pt, 1e-30)
+    ex.append({"title": title, "probs": p.colour_probs[i], "label": int(p.labels[i]), "adv_label": other,
+               "success": bool(p.success[i]), "flip_t": est["flip_t"][i],
+               "width_lo": first_crossing(p.t, share, 0.1), "width_hi": first_crossing(p.t, share, 0.9)})
+  kinds = f"{s['successful']} successful perturbations, {s['best_candidates']} best candidates of unfooled images"
+  out.figures["probe_curves"] = ("probe_curves", {
+      "t": p.t, "examples": ex, "class_names": class_names, "note": note,
+      "title": f"class probabilities along the colour path ({kinds})"})
   mat = {k: np.full((c, c), np.nan) for k in ("flip_distance", "width_distance")}
   count = np.zeros((c, c), int)
   for q in pairs:
     for k in mat:
       mat[k][q["original"], q["adversarial"]] = np.nan if q[k] is None else q[k]
     count[q["original"], q["adversarial"]] = q["count"]
-  written += figures.save(out_dir, "probe_pairs", "probe_pairs",
-                          {**mat, "count": count, "class_names": class_names, "note": note})
+  out.figures["probe_pairs"] = ("probe_pairs", {**mat, "count": count, "class_names": class_names, "note": note})
   pm = position_map(p)
-  written += figures.save(out_dir, "probe_positions", "probe_positions",
-                          {**pm, "radius": int(np.abs(p.offsets).max()) if len(p.offsets) else 0, "note": note})
-  return written
+  out.figures["probe_positions"] = ("probe_positions", {
+      **pm, "radius": int(np.abs(p.offsets).max()) if len(p.offsets) else 0, "note": note})
+  return out

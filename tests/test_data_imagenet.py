@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onepixel_jax import data, imagenet
+from onepixel_jax import data
+from onepixel_jax.data import imagenet
 
 
 def test_class_metadata():

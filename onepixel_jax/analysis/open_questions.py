@@ -26,8 +26,10 @@ import warnings
 import jax
 import numpy as np
 
-from onepixel_jax import history, perturb, query
-from onepixel_jax.attack import AttackConfig
+from onepixel_jax import perturb
+from onepixel_jax.analysis import Outputs, history, query
+from onepixel_jax.attack import AttackConfig, attack
+from onepixel_jax.results import AttackResult
 
 # The initial population sizes asked about (the paper uses 400).
 SIZES = (50, 100, 200, 400, 800, 1600)
@@ -46,26 +48,19 @@ def sweep_configs(sizes=SIZES, budget: int = 1600, base: AttackConfig = AttackCo
 
 
 def population_sweep(predict, images, labels, ids, sizes=SIZES, budget: int = 1600,
-                     base: AttackConfig = AttackConfig(), seed: int = 0, path: str | None = None,
-                     batch_size: int | None = None, progress: bool = False) -> dict[int, list[dict]]:
+                     base: AttackConfig = AttackConfig(), seed: int = 0,
+                     batch_size: int | None = None, progress: bool = False) -> dict[int, AttackResult]:
   """Non-targeted DE attacks on every image for every population size.
 
   Returns:
-    {popsize: records (input order)}; each record also has ``popsize`` and
-    ``budget`` (and goes to ``path`` as JSONL when given).
+    {popsize: AttackResult (input order)}.
   """
-  out = {}
-  for cfg in sweep_configs(sizes, budget, base):
-    res = query.run_attacks(predict, images, labels, None, cfg, path, ids=ids, seed=seed, batch_size=batch_size,
-                            extra={"popsize": cfg.popsize, "budget": budget}, progress=progress)
-    recs = res.records()
-    for r in recs:
-      r.update(popsize=cfg.popsize, budget=budget)
-    out[cfg.popsize] = recs
-  return out
+  return {cfg.popsize: attack(predict, images, labels, None, cfg, seed, batch_size, ids=ids, progress=progress)
+          for cfg in sweep_configs(sizes, budget, base)}
 
 
-def sweep_summary(by_size: dict[int, list[dict]], grid, true_threshold: float = 0.05) -> dict:
+def sweep_summary(by_size: dict[int, AttackResult], grid,
+                  true_threshold: float = AttackConfig().true_threshold) -> dict:
   """Per population size: success with its 95% Wilson interval, the share that
   reached the paper's stop (true class < ``true_threshold``), the median final
   true-class probability, and success by query budget on ``grid``.
@@ -77,35 +72,34 @@ def sweep_summary(by_size: dict[int, list[dict]], grid, true_threshold: float = 
   sizes = sorted(by_size)
   rows = []
   for p in sizes:
-    recs = by_size[p]
-    s = np.array([r["success"] for r in recs])
-    true_p = np.array([r["true_prob"] for r in recs])
+    res = by_size[p]
+    s, true_p = res.success, res.true_prob
     lo, hi = history.wilson(int(s.sum()), len(s))
     rows.append({
         "popsize": p,
-        "generations": int(len(recs[0]["predicted_history"]) - 1) if recs else None,
-        "attacks": len(recs),
+        "generations": int(res.predicted_history.shape[1] - 1) if len(res) else None,
+        "attacks": len(res),
         "success": float(s.mean()) if len(s) else None,
         "ci95": [lo, hi],
         "deep_success": float(np.mean(true_p < true_threshold)) if len(s) else None,
         "median_true_prob": float(np.median(true_p)) if len(s) else None,
         "mean_true_prob": float(np.mean(true_p)) if len(s) else None,
-        "mean_queries": float(np.mean([r["queries"] for r in recs])) if len(s) else None,
-        "success_by_queries": history.success_by_queries(recs, grid).tolist(),
+        "mean_queries": float(np.mean(res.queries)) if len(s) else None,
+        "success_by_queries": history.success_by_queries(res, grid).tolist(),
     })
-  paired = np.array([[r["success"] for r in by_size[p]] for p in sizes]).T.astype(int).tolist() if sizes else []
-  paired_p = np.array([[r["true_prob"] for r in by_size[p]] for p in sizes]).T if sizes else np.zeros((0, 0))
+  paired = np.array([by_size[p].success for p in sizes]).T.astype(int).tolist() if sizes else []
+  paired_p = np.array([by_size[p].true_prob for p in sizes]).T if sizes else np.zeros((0, 0))
   # Per image, which population ended with the lowest true-class probability (ties: the first).
   lowest = [int(sizes[j]) for j in paired_p.argmin(1)] if paired_p.size else []
   return {"sizes": sizes, "budgets": np.asarray(grid).tolist(), "rows": rows, "paired": paired,
           "paired_true_prob": paired_p.tolist(), "lowest_true_prob_popsize": lowest}
 
 
-def generation_curves(records, generations: int | None = None, threshold: float | None = None) -> dict:
-  """Success and the attacked probability by generation, from the records' histories.
+def generation_curves(attacks, generations: int | None = None, threshold: float | None = None) -> dict:
+  """Success and the attacked probability by generation, from the attacks' histories.
 
   Args:
-    records: attack records of one setting (all non-targeted or all targeted).
+    attacks: AttackResult or records of one setting (all non-targeted or all targeted).
     threshold: the paper's early-stop threshold (0.05 true class, 0.9
       target; default by the records' kind): ``deep`` counts attacks past it.
   Returns:
@@ -115,20 +109,22 @@ def generation_curves(records, generations: int | None = None, threshold: float 
     ``late_share``: for each generation g, the share of the final successes
     first found after g.
   """
-  targeted = bool(records) and records[0]["target"] is not None
-  obj = history.objective_history(records, generations)
+  res = history.as_result(attacks)
+  targeted = bool(len(res)) and res.targets[0] >= 0
+  obj = history.objective_history(res, generations)
   g = obj.shape[1] - 1
-  thr = threshold if threshold is not None else (0.9 if targeted else 0.05)
+  paper = AttackConfig()  # the paper's early-stop thresholds
+  thr = threshold if threshold is not None else (paper.target_threshold if targeted else paper.true_threshold)
   deep = (obj > thr) if targeted else (obj < thr)
-  succ = history.success_by_generation(records, g)
-  first = history.first_success_generation(records)
+  succ = history.success_by_generation(res, g)
+  first = history.first_success_generation(res)
   found = first[first >= 0]
   late = [float(np.mean(found > k)) if len(found) else None for k in range(g + 1)]
   with warnings.catch_warnings():  # all-NaN generations give NaN
     warnings.simplefilter("ignore", RuntimeWarning)
-    med = np.nanmedian(obj, axis=0) if len(records) else np.full(g + 1, np.nan)
+    med = np.nanmedian(obj, axis=0) if len(res) else np.full(g + 1, np.nan)
   return {"generation": list(range(g + 1)), "success": succ.tolist(), "deep": deep.mean(0).tolist(),
-          "median_objective": med.tolist(), "targeted": targeted, "late_share": late, "attacks": len(records)}
+          "median_objective": med.tolist(), "targeted": bool(targeted), "late_share": late, "attacks": len(res)}
 
 
 def random_reach(predict, images, labels, candidates: int = 1000, seed: int = 0, batch_size: int = 512):
@@ -143,9 +139,7 @@ def random_reach(predict, images, labels, candidates: int = 1000, seed: int = 0,
   images = np.asarray(images)
   n, h, w = images.shape[:3]
   keys = jax.random.split(jax.random.PRNGKey(seed), n)
-  cand = np.asarray(jax.vmap(lambda k: perturb.init_candidates(k, candidates, 1, h, w))(keys))
-  pixels = np.asarray(perturb.to_pixels(cand, h, w))  # [N, K, 1, 5]
-  probs = query.probabilities(predict, images, pixels, batch_size)
+  probs = query.probabilities(predict, images, perturb.random_perturbations(keys, candidates, 1, h, w), batch_size)
   c = probs.shape[-1]
   pred = probs.argmax(-1)
   reach = np.stack([(pred == k).any(1) for k in range(c)], axis=1)
@@ -316,59 +310,37 @@ def targeted_success(records, ids, num_classes: int) -> np.ndarray:
   return out
 
 
-def successful_perturbations(records) -> list[dict]:
-  """The successful records, one per distinct (image, perturbation)."""
-  seen, out = set(), []
-  for r in records:
-    key = (r["id"], str(r["perturbation"]))
-    if r["success"] and key not in seen:
-      seen.add(key)
-      out.append(r)
-  return out
+def outputs(by_size: dict[int, AttackResult], budget: int, class_names, imb: dict, pair_source: str,
+            geo: dict | None, pairs: list[dict] | None, extra_curves: dict | None = None, meta: dict | None = None,
+            note: str = "") -> Outputs:
+  """``openq_summary.json`` and the figures ``population_sweep``,
+  ``generation_curves``, ``imbalance`` and (with probing data) ``geometry``.
 
-
-def report(out_dir, by_size: dict, budget: int, class_names, imb: dict, pair_source: str, geo: dict | None,
-           pairs: list[dict] | None, extra_curves: dict | None = None, meta: dict | None = None,
-           note: str = "") -> list[str]:
-  """Writes ``openq_summary.json`` and the figures ``population_sweep``,
-  ``generation_curves``, ``imbalance`` and (with probing data) ``geometry``."""
-  import os
-
-  from onepixel_jax import figures
-
-  os.makedirs(out_dir, exist_ok=True)
+  ``extra_curves``: ``{name: attacks}`` more generation curves (e.g. ``--results``)."""
   grid = np.unique(np.round(np.logspace(np.log10(min(by_size)), np.log10(budget), 30)).astype(int))
   sweep = sweep_summary(by_size, grid)
-  curves = []
-  for p in sorted(by_size):
-    recs = by_size[p]
-    if recs and len(recs[0]["predicted_history"]) > 2:
-      curves.append({"name": f"P={p}", **generation_curves(recs)})
-  for name, recs in (extra_curves or {}).items():
-    if recs:
-      curves.append({"name": name, **generation_curves(recs)})
-  summary = {**(meta or {}), "note": note, "budget": budget, "question_1_population": sweep,
-             "question_2_generations": curves, "question_3_imbalance": {"source": pair_source, **imb},
-             "geometry": geo}
-  written = []
-  path = os.path.join(out_dir, "openq_summary.json")
-  figures.write_json(path, summary)
-  written.append(path)
-  written += figures.save(out_dir, "population_sweep", "population_sweep", {**sweep, "budget": budget, "note": note})
-  written += figures.save(out_dir, "generation_curves", "generation_curves", {"curves": curves, "note": note})
-  written += figures.save(out_dir, "imbalance", "imbalance", {
+  curves = [{"name": f"P={p}", **generation_curves(res)} for p, res in sorted(by_size.items())
+            if len(res) and res.predicted_history.shape[1] > 2]
+  curves += [{"name": name, **generation_curves(att)} for name, att in (extra_curves or {}).items() if len(att)]
+  out = Outputs()
+  out.json["openq_summary.json"] = {**(meta or {}), "note": note, "budget": budget, "question_1_population": sweep,
+                                    "question_2_generations": curves,
+                                    "question_3_imbalance": {"source": pair_source, **imb}, "geometry": geo}
+  out.figures["population_sweep"] = ("population_sweep", {**sweep, "budget": budget, "note": note})
+  out.figures["generation_curves"] = ("generation_curves", {"curves": curves, "note": note})
+  out.figures["imbalance"] = ("imbalance", {
       "success": imb["success"], "margin": imb["margin"], "confusion": imb["confusion"],
       "pair_vs_margin": imb["pair_vs_margin"], "class_names": class_names, "note": note,
       **{k: imb[k] for k in ("best", "attack_best", "attack_margin", "attack_best_vs_margin") if k in imb},
       "success_title": f"pair success ({pair_source})"})
   if geo is not None and pairs:
     ps = np.asarray(imb["success"], np.float64)
-    written += figures.save(out_dir, "geometry", "geometry", {
+    out.figures["geometry"] = ("geometry", {
         **geo, "class_names": class_names, "note": note,
         "pair_flip": [np.nan if q["flip_distance"] is None else q["flip_distance"] for q in pairs],
         "pair_success": [ps[q["original"], q["adversarial"]] for q in pairs],
         "pair_names": [f"{class_names[q['original']][:4]}>{class_names[q['adversarial']][:4]}" for q in pairs]})
-  return written
+  return out
 
 
 def corner_success(path, num_classes: int):

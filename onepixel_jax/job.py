@@ -8,8 +8,12 @@ Files in the output directory:
   config.json    the settings; a rerun with the same directory must match them.
   results.jsonl  one record per finished attack, appended as attacks finish;
                  a rerun skips the attacks already there (resume after a kill).
-  summary.json   metrics over all records (see ``metrics.summary``).
-  examples.png   originals beside adversarial images (changed pixels circled).
+  summary.json   metrics over all records (see ``paper.metrics.summary``).
+  examples.png   originals beside adversarial images (changed pixels circled,
+                 ``figures.examples``).
+
+Models load with ``models.load``, images with ``data.load`` / ``data.draw`` /
+``data.classify``; this module plans the attacks, resumes, runs and records.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import time
 
 import numpy as np
 
-from onepixel_jax import metrics, plotting, results
+from onepixel_jax import data, figures, models, results
 from onepixel_jax.attack import AttackConfig, attack_iter
+from onepixel_jax.paper import metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,38 +54,6 @@ class Job:
     if d["config"]["dither"] is not None:
       d["config"]["dither"] = list(d["config"]["dither"])
     return d
-
-
-def load_model(name: str, checkpoint: str | None = None):
-  from onepixel_jax import models
-  return models.load(name, checkpoint)
-
-
-def load_data(source: str, split: str, model):
-  """Images and labels for the model's dataset."""
-  from onepixel_jax import data
-  if model.num_classes == 10:
-    return data.load_cifar10(source, split)
-  loader = getattr(data, "load_for_model", None)
-  if loader is None:
-    raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
-  return loader(source, split, model)
-
-
-def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
-  """Dataset indices of ``num_images`` images drawn at random (fixed seed); all if None."""
-  if num_images is None:
-    return np.arange(num_available)
-  if num_images < 1:
-    raise ValueError(f"num_images must be >= 1, got {num_images}")
-  if num_images > num_available:
-    raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
-  return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
-
-
-def classify(model, images: np.ndarray, batch: int = 500) -> np.ndarray:
-  """float32[N, C] clean probabilities."""
-  return np.concatenate([np.asarray(model.predict(images[i:i + batch])) for i in range(0, len(images), batch)])
 
 
 def plan(ids, labels, targeted: bool, num_classes: int):
@@ -121,14 +94,12 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
   ValueError/FileNotFoundError with one line, and leaves ``out_dir`` untouched.
   """
   t0 = time.time()
-  model = load_model(job.model, job.checkpoint)
-  images, labels = load_data(job.data, job.split, model)
-  if tuple(images.shape[1:3]) != tuple(model.input_size):
-    raise ValueError(f"the data's images are {images.shape[1:3]} but {job.model} expects {model.input_size}")
-  ids = draw(len(images), job.num_images, job.seed)
+  model = models.load(job.model, job.checkpoint)
+  images, labels = data.load(job.data, job.split, model)
+  ids = data.draw(len(images), job.num_images, job.seed)
   _check_resumable(out_dir, job)
 
-  probs = classify(model, images[ids])
+  probs = data.classify(model, images[ids])
   correct = probs.argmax(1) == labels[ids]
   attacked = ids[correct]
   clean_prob = {int(i): float(p[labels[i]]) for i, p in zip(ids, probs)}
@@ -150,8 +121,7 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
                            job.batch_size, ids=rid, progress=progress,
                            incremental=job.incremental):
       rec.pop("index")
-      rec["clean_prob"] = clean_prob[rec["id"]]
-      results.append(path, [rec])
+      results.append(path, [{**rec, "model": job.model, "clean_prob": clean_prob[rec["id"]]}])
 
   records = [r for r in results.read(path) if r["id"] in set(attacked.tolist())]
   summary = {
@@ -171,13 +141,10 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
   summary["num_images"] = int(len(attacked))
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
-  plotting.examples({int(i): images[i] for i in attacked}, records, model.class_names,
-                    os.path.join(out_dir, "examples.png"),
-                    title=f"{job.model}, {job.config.pixels}-pixel {'targeted' if job.targeted else 'non-targeted'} attack")
+  figures.examples({int(i): images[i] for i in attacked}, records, model.class_names,
+                   os.path.join(out_dir, "examples.png"),
+                   title=f"{job.model}, {job.config.pixels}-pixel {'targeted' if job.targeted else 'non-targeted'} attack")
   return summary
-
-
-PAPER_POPSIZE, PAPER_GENERATIONS = 400, 100  # Sec. IV: the paper's DE budget
 
 
 def format_summary(s: dict) -> str:
@@ -190,9 +157,10 @@ def format_summary(s: dict) -> str:
       ("attacks", s["num_attacks"]),
   ]
   if "popsize" in s:
-    reduced = s["popsize"] < PAPER_POPSIZE or s["generations"] < PAPER_GENERATIONS
+    paper = AttackConfig()  # the paper's DE budget (Sec. IV)
+    reduced = s["popsize"] < paper.popsize or s["generations"] < paper.generations
     rows.append(("DE budget", f"population {s['popsize']} x {s['generations']} generations"
-                 + (" (REDUCED from the paper's 400 x 100)" if reduced else "")))
+                 + (f" (REDUCED from the paper's {paper.popsize} x {paper.generations})" if reduced else "")))
   rows.append(("success rate", f"{s['success_rate']:.2%}"))
   if "nontargeted_success_rate" in s:
     rows.append(("images fooled (any target)", f"{s['nontargeted_success_rate']:.2%}"))

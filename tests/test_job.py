@@ -11,24 +11,28 @@ import jax
 import numpy as np
 import pytest
 
-from onepixel_jax import experiment, metrics, models, results
+from onepixel_jax import job as job_lib
+from onepixel_jax import models, results
 from onepixel_jax.attack import AttackConfig
+from onepixel_jax.paper import metrics
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = AttackConfig(popsize=8, generations=3)
 
 
 def job(setup, **kw):
   args = dict(model="allconv", checkpoint=setup["ckpt"], data=setup["data"], config=TINY, batch_size=2)
   args.update(kw)
-  return experiment.Job(**args)
+  return job_lib.Job(**args)
 
 
 def test_outputs_and_summary(setup, tmp_path):
   out = str(tmp_path / "run")
-  s = experiment.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
+  s = job_lib.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
   recs = results.read(os.path.join(out, "results.jsonl"))
   assert len(recs) == 18 and s["num_attacks"] == 18 and s["num_images"] == 2
+  # Records say what produced them, so nothing downstream parses run names or re-derives them.
+  assert {(r["model"], r["pixels"], r["popsize"]) for r in recs} == {("allconv", 1, TINY.popsize)}
   label = {r["id"]: r["label"] for r in recs}
   assert {(r["id"], r["target"]) for r in recs} == {(i, t) for i, y in label.items() for t in range(10) if t != y}
   with open(os.path.join(out, "summary.json")) as f:
@@ -40,13 +44,13 @@ def test_outputs_and_summary(setup, tmp_path):
   assert on_disk["mean_queries"] == pytest.approx(np.mean([r["queries"] for r in recs]))
   assert os.path.getsize(os.path.join(out, "examples.png")) > 1000
   # A rerun resumes: nothing new to do, same records.
-  experiment.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
+  job_lib.run(job(setup, num_images=2), out, progress=False, log=lambda *a: None)
   assert results.read(os.path.join(out, "results.jsonl")) == recs
 
 
 def test_torn_last_line_is_repaired(setup, tmp_path):
   out = str(tmp_path / "run")
-  experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+  job_lib.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
   path = os.path.join(out, "results.jsonl")
   full = results.read(path)
   with open(path, "rb") as f:
@@ -54,7 +58,7 @@ def test_torn_last_line_is_repaired(setup, tmp_path):
   with open(path, "wb") as f:
     f.write(data[: len(data) // 2])  # killed half-way through writing the record
   assert results.read(path) == []
-  experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+  job_lib.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
   assert results.read(path) == full
 
 
@@ -70,7 +74,7 @@ def cli_args(setup, out):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(setup, tmp_path):
   ref = tmp_path / "ref"
-  experiment.run(job(setup, num_images=6, batch_size=1), str(ref), progress=False, log=lambda *a: None)
+  job_lib.run(job(setup, num_images=6, batch_size=1), str(ref), progress=False, log=lambda *a: None)
   expected = sorted(map(json.dumps, results.read(ref / "results.jsonl")))
 
   out = tmp_path / "killed"
@@ -118,9 +122,9 @@ def test_bad_flags_exit_with_one_line_and_write_nothing(setup, tmp_path, flags, 
 
 def test_other_settings_refuse_to_resume(setup, tmp_path):
   out = str(tmp_path / "run")
-  experiment.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
+  job_lib.run(job(setup, num_images=1, targeted=False), out, progress=False, log=lambda *a: None)
   with pytest.raises(ValueError, match="other settings"):
-    experiment.run(job(setup, num_images=1, targeted=False, config=AttackConfig(popsize=8, generations=3, pixels=3)),
+    job_lib.run(job(setup, num_images=1, targeted=False, config=AttackConfig(popsize=8, generations=3, pixels=3)),
                    out, progress=False, log=lambda *a: None)
 
 
@@ -129,8 +133,8 @@ def test_dense_run_resumes_an_incremental_one_with_the_same_records(setup, tmp_p
   --out, and a whole dense run writes the same records."""
   quiet = dict(progress=False, log=lambda *a: None)
   inc_out, dense_out = str(tmp_path / "inc"), str(tmp_path / "dense")
-  experiment.run(job(setup, num_images=2, targeted=False), inc_out, **quiet)
-  experiment.run(job(setup, num_images=2, targeted=False, incremental=False), dense_out, **quiet)
+  job_lib.run(job(setup, num_images=2, targeted=False), inc_out, **quiet)
+  job_lib.run(job(setup, num_images=2, targeted=False, incremental=False), dense_out, **quiet)
   key = lambda r: (r["id"], r["target"])
   inc = sorted(results.read(os.path.join(inc_out, "results.jsonl")), key=key)
   dense = sorted(results.read(os.path.join(dense_out, "results.jsonl")), key=key)
@@ -139,7 +143,7 @@ def test_dense_run_resumes_an_incremental_one_with_the_same_records(setup, tmp_p
     assert (a["id"], a["success"], a["predicted"], a["perturbation"], a["queries"]) == \
         (b["id"], b["success"], b["predicted"], b["perturbation"], b["queries"])
     assert a["true_prob"] == pytest.approx(b["true_prob"], abs=1e-6)
-  experiment.run(job(setup, num_images=2, targeted=False, incremental=False), inc_out, **quiet)  # no refusal
+  job_lib.run(job(setup, num_images=2, targeted=False, incremental=False), inc_out, **quiet)  # no refusal
   assert sorted(results.read(os.path.join(inc_out, "results.jsonl")), key=key) == inc
 
 
@@ -148,6 +152,6 @@ def test_summary_says_when_the_budget_is_below_the_papers(popsize, generations, 
   s = {"model": "allconv", "pixels": 1, "targeted": False, "num_images_drawn": 2, "num_images": 2,
        "num_attacks": 2, "popsize": popsize, "generations": generations, "success_rate": 0.5,
        "confidence": 0.3, "mean_queries": 100.0, "wall_seconds": 1.0}
-  text = experiment.format_summary(s)
+  text = job_lib.format_summary(s)
   assert f"population {popsize} x {generations} generations" in text
   assert ("REDUCED" in text) == reduced

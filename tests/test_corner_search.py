@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from onepixel_jax import corner, perturb
+from onepixel_jax import perturb
+from onepixel_jax.analysis import corner_search as corner
 from tests import synthetic as syn
+from tests.synthetic import record
 
 
 def test_enumeration_every_position_and_colour_exactly_once():
@@ -62,18 +64,6 @@ def test_random_order_success_is_exact():
   assert corner.random_order_success([5], 100, [10])[0] == pytest.approx(np.mean(hits), abs=0.03)
 
 
-def record(success_gen, label=0, popsize=10, gens=4):
-  hist = [label] * (gens + 1)
-  stop = gens if success_gen is None else success_gen
-  for g in range(stop + 1, gens + 1):
-    hist[g] = -1
-  if success_gen is not None:
-    hist[success_gen] = label + 1
-  return {"id": 0, "label": label, "target": None, "success": success_gen is not None,
-          "predicted_history": hist, "fitness_history": [0.5] * (stop + 1) + [None] * (gens - stop),
-          "queries": popsize * (stop + 1), "generations": stop, "perturbation": [[1, 1, 0, 0, 0]]}
-
-
 def test_compare_with_de_at_equal_budgets():
   cs = corner.search(syn.red_pixel, syn.noisy_images(2), [0, 0])
   recs = [record(0), record(2), record(None)]  # first success after 10 and 30 queries; one failure
@@ -96,13 +86,16 @@ def test_de_landing_on_the_maps():
   assert land["points"] == [[0, syn.HOT[0], syn.HOT[1]], [0, 4, 4]]
 
 
-def test_report_files(tmp_path):
+def test_outputs_are_values_and_the_saved_search_loads_back(tmp_path):
   images = syn.noisy_images(2)
   cs = corner.search(syn.red_pixel, images, [0, 0])
-  written = corner.report(tmp_path, cs, images, [3, 4], ("a", "b", "c"), [record(0), record(None)])
-  names = {p.split("/")[-1] for p in written}
-  for stem in ("vulnerability_maps", "corner_vs_de", "corner_pairs"):
-    assert {stem + ".png", stem + ".pdf", stem + ".json"} <= names
-  import json
-  s = json.load(open(tmp_path / "corner_summary.json"))
+  out = corner.outputs(cs, images, [3, 4], ("a", "b", "c"), [record(0), record(None)])
+  assert set(out.figures) == {"vulnerability_maps", "corner_vs_de", "corner_pairs"}
+  assert not list(tmp_path.iterdir())  # computing wrote nothing
+  s = out.json["corner_summary.json"]
   assert s["corner_success"] == 1.0 and s["mean_adversarial_corners"] == 6
+  assert s["de_success"] == 0.5 and [im["id"] for im in s["images"]] == [3, 4]
+  np.savez_compressed(tmp_path / "corners.npz", **out.arrays["corners.npz"])
+  again, ids = corner.load(tmp_path / "corners.npz")
+  assert ids.tolist() == [3, 4]
+  np.testing.assert_array_equal(again.vulnerability, cs.vulnerability)

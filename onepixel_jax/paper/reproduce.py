@@ -1,31 +1,37 @@
 """Reproduce the paper's Tables IV-VIII and Figures 1, 5-7 (Su, Vargas, Sakurai 2019).
 
 Every table is built from *runs*; a run is one main-job directory
-(``experiment.run``: resumable results.jsonl) or, for Table VII, a JSONL of
+(``job.run``: resumable results.jsonl) or, for Table VII, a JSONL of
 random-search records. Runs shared by several tables (IV and VI) are made
-once. ``write_report`` turns the runs into ``tables.md`` (ours beside the
-paper's number in every cell) and figures whose data sit beside them as JSON
-(``replot`` redraws them without rerunning anything).
+once. ``report`` turns the runs' records into the markdown of ``tables.md``
+(ours beside the paper's number in every cell) and ``figure_data`` into the
+data of Figs. 5-7; ``write_report`` writes both (``figures.save``: JSON beside
+each drawing, so ``analysis.redraw`` redraws them without rerunning anything).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
+import pathlib
 import time
 
 import ml_collections
 import numpy as np
 
-from onepixel_jax import baseline, experiment, figures, metrics, results
+from onepixel_jax import data, figures, job, models, results
 from onepixel_jax.attack import AttackConfig
+from onepixel_jax.paper import metrics, random_search
 
 CIFAR_MODELS = ("allconv", "nin", "vgg16")
 TABLES = ("4", "5", "6", "7", "8")
 
-# The paper's numbers (final version; PAPER.md).
+# The paper's numbers (final version; PAPER.md): the one copy in the package.
+# iv: (targeted, non-targeted, confidence); v: the same for (model, pixels);
+# vi: (mean evaluations per attack, mean distortion per channel); vii: random
+# search success; viii: (targeted, non-targeted, confidence); fig5_zero: the
+# share of images that reach no target class.
 PAPER = {
     "iv": {"allconv": (0.1982, 0.6871, 0.7940), "nin": (0.2315, 0.7166, 0.7502), "vgg16": (0.1648, 0.6353, 0.6767)},
     "v": {("allconv", 3): (0.4057, 0.8653, 0.7917), ("nin", 5): (0.4400, 0.8634, 0.7709)},
@@ -48,7 +54,8 @@ def preset(name: str) -> ml_collections.ConfigDict:
   c.data = ""  # "" = the CIFAR-10 tarball ($ONEPIXEL_CIFAR10 / ../shared/data) if present, else "samples"
   c.batch_size = 0  # 0 = automatic
   if name == "paper":
-    c.num_images, c.popsize, c.generations = 500, 400, 100
+    c.num_images = 500
+    c.popsize, c.generations = AttackConfig().popsize, AttackConfig().generations
   elif name == "cpu":
     c.num_images, c.popsize, c.generations = 10, 100, 10
   else:
@@ -83,7 +90,6 @@ def runs_for(tables) -> list[Run]:
 
 
 def default_data() -> str:
-  from onepixel_jax import data
   p = data.default_tarball()
   return str(p) if p.exists() else "samples"
 
@@ -91,7 +97,7 @@ def default_data() -> str:
 def available(model: str):
   """None if the model loads, else the one-line reason it does not."""
   try:
-    experiment.load_model(model)
+    models.load(model)
     return None
   except (ValueError, OSError) as e:
     return str(e).splitlines()[0]
@@ -100,26 +106,25 @@ def available(model: str):
 def execute(run: Run, cfg, out_dir: str, progress: bool = True, log=print):
   """Makes (or resumes) one run in ``out_dir/run.name``."""
   d = os.path.join(out_dir, run.name)
-  data = cfg.data or default_data()
+  source = cfg.data or default_data()
   if not run.random:
-    job = experiment.Job(model=run.model, data=data, num_images=cfg.num_images, targeted=run.targeted,
-                         seed=cfg.seed, batch_size=cfg.batch_size or None,
-                         config=AttackConfig(pixels=run.pixels, popsize=cfg.popsize, generations=cfg.generations))
-    return experiment.run(job, d, progress=progress, log=log)
+    spec = job.Job(model=run.model, data=source, num_images=cfg.num_images, targeted=run.targeted,
+                   seed=cfg.seed, batch_size=cfg.batch_size or None,
+                   config=AttackConfig(pixels=run.pixels, popsize=cfg.popsize, generations=cfg.generations))
+    return job.run(spec, d, progress=progress, log=log)
   t0 = time.time()
-  model = experiment.load_model(run.model)
-  images, labels = experiment.load_data(data, "test", model)
-  ids = experiment.draw(len(images), cfg.num_images, cfg.seed)
-  correct = ids[experiment.classify(model, images[ids]).argmax(1) == labels[ids]]
+  model = models.load(run.model)
+  images, labels = data.load(source, "test", model)
+  ids = data.draw(len(images), cfg.num_images, cfg.seed)
+  correct = ids[data.classify(model, images[ids]).argmax(1) == labels[ids]]
   os.makedirs(d, exist_ok=True)
   path = os.path.join(d, "results.jsonl")
   results.repair(path)
   done = {r["id"] for r in results.read(path)}
   todo = np.asarray([i for i in correct if i not in done], int)
   if len(todo):
-    for rec in baseline.random_pixel_records(model, images[todo], labels[todo], todo, cfg.random_trials,
-                                             seed=cfg.seed):
-      results.append(path, [rec])
+    for rec in random_search.records(model, images[todo], labels[todo], todo, cfg.random_trials, seed=cfg.seed):
+      results.append(path, [{**rec, "model": run.model}])
   recs = results.read(path)
   summary = {"model": run.model, "random_trials": cfg.random_trials, "num_images_drawn": int(len(ids)),
              **metrics.summary(recs), "wall_seconds": round(time.time() - t0, 1)}
@@ -136,19 +141,30 @@ def _cell(ours, paper, fmt=_pct):
   return f"{fmt(ours)} ({fmt(paper)})"
 
 
-def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
-  """Writes ``tables.md`` and the figures from the runs in ``out_dir``; returns the markdown."""
+def read_runs(tables, out_dir: str, skipped=()) -> dict[str, list[dict]]:
+  """``{run name: records}`` of the runs the tables need that exist in ``out_dir``."""
   recs = {}
   for run in runs_for(tables):
     path = os.path.join(out_dir, run.name, "results.jsonl")
     if run.name not in skipped and os.path.exists(path):
       recs[run.name] = results.read(path)
+  return recs
 
+
+def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str = "",
+           figure_files=()) -> str:
+  """The markdown of ``tables.md``: ours beside the paper's number in every cell.
+
+  Args:
+    recs: ``{run name: records}`` (``read_runs``); skipped: ``{run name: why}``.
+    figure_files: paths (relative to the output folder) listed under "Figures".
+  """
   def col(run_name, fn):
     r = recs.get(run_name)
     return fn(r) if r else None
 
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+  root = str(pathlib.Path(__file__).resolve().parents[2]) + os.sep  # the repository
+  paper = preset("paper")
 
   def note(m):  # paths inside the repository shown relative to it, so the report can be committed
     return f" — *{skipped[m].replace(root, '')}*" if m in skipped else ""
@@ -159,7 +175,8 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
       f"Preset `{cfg.name}`: {cfg.num_images} test images drawn (seed {cfg.seed}) from "
       f"`{os.path.basename(cfg.data or default_data())}`, correctly classified ones attacked; "
       f"DE population {cfg.popsize}, at most {cfg.generations} generations "
-      f"(paper: 500 images, 400, 100)." + (f" Command: `{command}`" if command else ""),
+      f"(paper: {paper.num_images} images, {paper.popsize}, {paper.generations})."
+      + (f" Command: `{command}`" if command else ""),
       "",
   ]
   iv = [m for m in CIFAR_MODELS]
@@ -191,7 +208,7 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
     lines.append("| mean distortion, one channel (successes) | " + " | ".join(
         _cell(col(f"iv_{m}", metrics.mean_distortion), PAPER["vi"][m][1], num) for m in iv) + " |")
     lines += [f"- Our budget is at most {cfg.popsize * (cfg.generations + 1):,} evaluations per attack "
-              f"(paper: 40,400).", ""]
+              f"(paper: {AttackConfig().max_queries:,}).", ""]
   if "7" in tables:
     lines += [f"## Table VII: random search, {cfg.random_trials} random single-pixel changes, non-targeted", "",
               "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
@@ -209,62 +226,56 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
                   _cell(col(f"viii_{m}", metrics.confidence), PAPER["viii"][m][2]) for m in iv) + " |"]
     lines += [f"- {m}: not run{note(f'viii_{m}')}" for m in iv if f"viii_{m}" in skipped] + [""]
 
-  figures = write_figures(recs, out_dir)
-  if figures:
-    lines += ["## Figures", ""] + [f"- `{f}`" for f in figures] + [""]
-  md = "\n".join(lines)
+  if figure_files:
+    lines += ["## Figures", ""] + [f"- `{f}`" for f in figure_files] + [""]
+  return "\n".join(lines)
+
+
+def figure_data(tables, recs: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
+  """``{figure name: (kind, data)}`` for ``figures.save``: Fig. 5 (targets
+  reached per image, one bar group per targeted run) and Figs. 6-7 (original
+  -> target heat map per targeted run). Model and pixels come from the run
+  definitions (``runs_for``), so older records without those fields work."""
+  by_name = {run.name: run for run in runs_for(tables)}
+  targeted = {n: r for n, r in recs.items() if r and r[0]["target"] is not None}
+  out = {}
+  if targeted:
+    runs = {n: {"counts": metrics.targets_histogram(r).tolist(),
+                "paper_zero": PAPER["fig5_zero"].get((by_name[n].model, by_name[n].pixels))}
+            for n, r in targeted.items()}
+    out["fig5_targets"] = ("targets_histogram", {"runs": runs})
+  for n, r in targeted.items():
+    out[f"fig6_pairs_{n}"] = ("pair_heatmap", {"title": f"Figs. 6-7: original -> target successes ({n})",
+                                               "class_names": list(data.CIFAR10_CLASSES),
+                                               "counts": metrics.pair_counts(r).tolist()})
+  return out
+
+
+def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
+  """Writes ``out_dir/figures`` (Figs. 5-7: JSON, PNG, PDF) and ``out_dir/tables.md``
+  from the runs in ``out_dir``; returns the markdown."""
+  recs = read_runs(tables, out_dir, skipped)
+  listed = []
+  for name, (kind, fig) in figure_data(tables, recs).items():
+    figures.save(os.path.join(out_dir, "figures"), name, kind, fig)
+    listed.append(os.path.join("figures", name + ".png"))
+  listed += [os.path.join(n, "examples.png") for n, r in recs.items()
+             if r and r[0]["target"] is not None and os.path.exists(os.path.join(out_dir, n, "examples.png"))]
+  md = report(tables, cfg, recs, skipped, command, listed)
   with open(os.path.join(out_dir, "tables.md"), "w") as f:
     f.write(md)
   return md
 
 
-def write_figures(recs: dict, out_dir: str) -> list[str]:
-  """Fig. 5 and Figs. 6-7 data (JSON) and drawings; Fig. 1-like examples from each targeted run."""
-  from onepixel_jax.models import CIFAR10_CLASSES
-  fig_dir = os.path.join(out_dir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
-  written = []
-  targeted = {n: r for n, r in recs.items() if r and r[0]["target"] is not None}
-  if targeted:
-    runs = {}
-    for n, r in targeted.items():
-      model, px = _model_pixels(n)
-      runs[n] = {"counts": metrics.targets_histogram(r).tolist(), "paper_zero": PAPER["fig5_zero"].get((model, px))}
-    written.append(_save_figure(fig_dir, "fig5_targets", "targets_histogram", {"runs": runs}))
-  for n, r in targeted.items():
-    data = {"title": f"Figs. 6-7: original -> target successes ({n})",
-            "class_names": list(CIFAR10_CLASSES), "counts": metrics.pair_counts(r).tolist()}
-    written.append(_save_figure(fig_dir, f"fig6_pairs_{n}", "pair_heatmap", data))
-  for n in targeted:
-    src = os.path.join(out_dir, n, "examples.png")
-    if os.path.exists(src):
-      written.append(os.path.relpath(src, out_dir))
-  return written
-
-
-def _model_pixels(run_name: str):
-  parts = run_name.split("_")
-  px = int(parts[2][:-2]) if len(parts) > 2 and parts[2].endswith("px") else 1
-  return parts[1], px
-
-
-def _save_figure(fig_dir: str, name: str, kind: str, data: dict) -> str:
-  """JSON, PNG and PDF (``figures.save``); returns the PNG's path relative to the run folder."""
-  figures.save(fig_dir, name, kind, data)
-  return os.path.relpath(os.path.join(fig_dir, name + ".png"), os.path.dirname(fig_dir))
-
-
-def replot(out_dir: str) -> list[str]:
-  """Redraws every figure of ``out_dir/figures`` from its JSON data file."""
-  done = []
-  for path in sorted(glob.glob(os.path.join(out_dir, "figures", "*.json"))):
-    figures.redraw(path)
-    done.append(path[:-5] + ".png")
-  return done
-
-
 def reproduce(tables, cfg, out_dir: str, progress: bool = True, log=print, command: str = "") -> str:
-  """Runs every run the tables need (skipping networks without checkpoints), then writes the report."""
+  """Runs every run the tables need (``run_all``), then writes the report (``write_report``)."""
+  skipped = run_all(tables, cfg, out_dir, progress, log)
+  return write_report(tables, cfg, out_dir, skipped, command)
+
+
+def run_all(tables, cfg, out_dir: str, progress: bool = True, log=print) -> dict[str, str]:
+  """Makes (or resumes) every run the tables need, skipping networks without
+  checkpoints; returns ``{run name: why it was skipped}``."""
   skipped = {}
   reasons = {}
   for run in runs_for(tables):
@@ -276,4 +287,4 @@ def reproduce(tables, cfg, out_dir: str, progress: bool = True, log=print, comma
       continue
     log(f"[{run.name}] running")
     execute(run, cfg, out_dir, progress=progress, log=log)
-  return write_report(tables, cfg, out_dir, skipped, command)
+  return skipped

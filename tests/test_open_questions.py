@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from onepixel_jax import history, openq
+from onepixel_jax.analysis import open_questions as openq
 from onepixel_jax.attack import AttackConfig
 from tests import synthetic as syn
-from tests.test_corner import record
+from tests.synthetic import record
 
 
 def test_sweep_configs_share_the_budget():
@@ -17,18 +17,6 @@ def test_sweep_configs_share_the_budget():
   assert all(c.F == 0.5 and c.early_stop == "paper" for c in cfgs)  # the paper's otherwise
   with pytest.raises(ValueError, match="smaller than the population"):
     openq.sweep_configs([3200], 1600)
-
-
-def test_histories():
-  recs = [record(0), record(2), record(None), record(3, popsize=20)]
-  assert history.first_success_generation(recs).tolist() == [0, 2, -1, 3]
-  assert history.first_success_queries(recs).tolist() == [10, 30, np.inf, 80]
-  assert history.success_by_generation(recs, 4).tolist() == [0.25, 0.25, 0.5, 0.75, 0.75]
-  assert history.success_by_queries(recs, [9, 10, 80]).tolist() == [0, 0.25, 0.75]
-  obj = history.objective_history(recs, 4)
-  assert obj.shape == (4, 5) and np.isfinite(obj).all() and (obj == 0.5).all()  # carried forward
-  lo, hi = history.wilson(5, 10)
-  assert lo < 0.5 < hi and history.wilson(0, 0)[0] != history.wilson(0, 0)[0]
 
 
 def test_generation_curves():
@@ -42,8 +30,8 @@ def test_population_sweep_runs_every_size_within_budget():
   by = openq.population_sweep(syn.red_pixel, images, [0, 0], [0, 1], sizes=(8, 32), budget=32,
                               base=AttackConfig(early_stop="misclassify"))
   assert sorted(by) == [8, 32]
-  for p, recs in by.items():
-    assert len(recs) == 2 and all(r["queries"] <= 32 and r["popsize"] == p for r in recs)
+  for p, res in by.items():
+    assert len(res) == 2 and (res.queries <= 32).all() and (res.popsize == p).all() and res.ids.tolist() == [0, 1]
   s = openq.sweep_summary(by, [8, 16, 32])
   assert [r["generations"] for r in s["rows"]] == [3, 0] and len(s["paired"]) == 2
 

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from onepixel_jax import history, query
+from onepixel_jax.analysis import Outputs, history, query
 
 # int32[8, 3]: every colour whose channels are each 0 or 255, in binary order
 # (black, blue, green, cyan, red, magenta, yellow, white).
@@ -136,12 +136,12 @@ def budgets(total: int, points: int = 40) -> np.ndarray:
   return np.unique(np.round(np.logspace(0, np.log10(total), points)).astype(int))
 
 
-def compare(cs: CornerSearch, de_records, grid=None) -> dict:
+def compare(cs: CornerSearch, de_attacks, grid=None) -> dict:
   """Success against queries: exhaustive corner search vs DE (non-targeted).
 
   Args:
-    cs: the corner search of the images; de_records: non-targeted attack
-      records of the same images (``history`` fields needed).
+    cs: the corner search of the images; de_attacks: non-targeted attacks
+      of the same images (AttackResult or records, ``history`` fields needed).
     grid: query budgets (default ``budgets(cs.queries)``).
   Returns:
     dict with ``budgets``, ``corner_random_order`` (expected success),
@@ -150,9 +150,10 @@ def compare(cs: CornerSearch, de_records, grid=None) -> dict:
   """
   grid = budgets(cs.queries) if grid is None else np.asarray(grid)
   k = cs.flips.sum(axis=(1, 2, 3))
-  de = history.success_by_queries(de_records, grid)
+  de_attacks = history.as_result(de_attacks)
+  de = history.success_by_queries(de_attacks, grid)
   # The histories span each attack's whole configured budget (P * (G + 1)).
-  de_budget = max((history.popsize(r) * len(r["predicted_history"]) for r in de_records), default=0)
+  de_budget = int(de_attacks.popsize.max() * de_attacks.predicted_history.shape[1]) if len(de_attacks) else 0
   de = np.where(grid <= de_budget, de, np.nan)
   return {
       "budgets": grid.tolist(),
@@ -213,30 +214,23 @@ def pair_reachability(cs: CornerSearch, num_classes: int) -> dict:
 
 
 # --------------------------------------------------------------------------
-# Files: the numbers and the figures.
+# The outputs: the numbers and the figures' data.
 # --------------------------------------------------------------------------
 
 
-def report(out_dir, cs: CornerSearch, images, ids, class_names, de_records=(), de_label: str = "DE",
-           landing_records=None, max_maps: int = 12, meta: dict | None = None, note: str = "") -> list[str]:
-  """Writes ``corners.npz``, ``corner_summary.json`` and the figures
-  ``vulnerability_maps``, ``corner_vs_de``, ``corner_pairs`` (PNG, PDF, JSON).
+def outputs(cs: CornerSearch, images, ids, class_names, de_records=(), de_label: str = "DE",
+            landing_records=None, max_maps: int = 12, meta: dict | None = None, note: str = "") -> Outputs:
+  """``corners.npz`` (``load`` reads it back), ``corner_summary.json`` and the
+  figures ``vulnerability_maps``, ``corner_vs_de``, ``corner_pairs``.
 
   ``de_records``: non-targeted DE records of the same images (the query-budget
   comparison); ``landing_records``: the records whose successful pixels are
   marked on the maps (default ``de_records``)."""
-  import os
-
-  from onepixel_jax import figures
-
-  os.makedirs(out_dir, exist_ok=True)
   ids = np.asarray(ids)
   c = len(class_names)
-  written = []
-  path = os.path.join(out_dir, "corners.npz")
-  np.savez_compressed(path, predicted=cs.predicted, true_prob=cs.true_prob.astype(np.float16),
-                      max_prob=cs.max_prob, labels=cs.labels, ids=ids, colours=CORNER_COLOURS)
-  written.append(path)
+  out = Outputs()
+  out.arrays["corners.npz"] = dict(predicted=cs.predicted, true_prob=cs.true_prob.astype(np.float16),
+                                   max_prob=cs.max_prob, labels=cs.labels, ids=ids, colours=CORNER_COLOURS)
   index_of_id = {int(i): k for k, i in enumerate(ids)}
   de_records = list(de_records)
   vul = cs.vulnerability
@@ -270,27 +264,25 @@ def report(out_dir, cs: CornerSearch, images, ids, class_names, de_records=(), d
           ("black", "blue", "green", "cyan", "red", "magenta", "yellow", "white"))},
       "de_landing": land, "comparison": cmp, "pair_reachability": reach, "images": per_image,
   }
-  path = os.path.join(out_dir, "corner_summary.json")
-  figures.write_json(path, summary)
-  written.append(path)
+  out.json["corner_summary.json"] = summary
 
   show = np.argsort(-k, kind="stable")[:max_maps]  # the most vulnerable images first
   slot = {int(i): j for j, i in enumerate(show)}
   titles = [f"id {ids[i]} {class_names[cs.labels[i]]}\n{k[i]} corners flip" for i in show]
-  written += figures.save(out_dir, "vulnerability_maps", "vulnerability_maps", {
+  out.figures["vulnerability_maps"] = ("vulnerability_maps", {
       "maps": vul[show], "images": np.asarray(images)[show], "titles": titles,
       "de_points": [[slot[q[0]], q[1], q[2]] for q in land["points"] if q[0] in slot],
       "mean_map": cs.flips.mean(axis=(0, 3)), "note": note})
   if cmp:
-    written += figures.save(out_dir, "corner_vs_de", "corner_vs_de", {**cmp, "de_label": de_label, "note": note})
-  written += figures.save(out_dir, "corner_pairs", "pair_matrix", {
+    out.figures["corner_vs_de"] = ("corner_vs_de", {**cmp, "de_label": de_label, "note": note})
+  out.figures["corner_pairs"] = ("pair_matrix", {
       "matrix": reach["reachable"], "class_names": class_names, "note": note,
       "title": "share of images from which one extreme pixel reaches the class"})
-  return written
+  return out
 
 
 def load(path) -> tuple[CornerSearch, np.ndarray]:
-  """A saved search (``corners.npz`` written by ``report``) and its image ids."""
+  """A saved search (``corners.npz`` of ``outputs``) and its image ids."""
   with np.load(path) as z:
     return CornerSearch(predicted=z["predicted"], true_prob=z["true_prob"].astype(np.float32),
                         max_prob=z["max_prob"], labels=z["labels"].astype(np.int64)), z["ids"]
