@@ -116,6 +116,17 @@ def test_supports_incremental_only_where_described():
     m.apply_incremental(variables, jnp.zeros((1, 4, 4, 3), jnp.uint8), jnp.zeros((1, 2, 1, 5), jnp.int32))
 
 
+def test_old_pixels_names_warn_and_give_the_same_answer():
+  model = _model("allconv")
+  clean = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+  pert = jnp.array([[[[3, 4, 255, 0, 0]]]], jnp.int32)
+  with pytest.warns(DeprecationWarning, match="supports_incremental"):
+    assert model.supports_pixels
+  with pytest.warns(DeprecationWarning, match="apply_incremental"):
+    old = model.apply_pixels(model.variables, clean, pert)
+  np.testing.assert_array_equal(old, model.apply_incremental(model.variables, clean, pert))
+
+
 @pytest.mark.parametrize("shape", [
     # (N, H, Cin, F, kernel, stride, padding)
     (3, 2, 16, 8, 3, 1, "SAME"), (3, 1, 16, 8, 3, 1, "SAME"), (3, 4, 8, 8, 3, 2, "SAME"),
