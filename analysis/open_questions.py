@@ -56,11 +56,11 @@ def main(argv):
     inp = common.load_inputs()
     sizes = [int(s) for s in FLAGS.sizes]
     openq.sweep_configs(sizes, FLAGS.budget)  # bad sizes fail before anything runs
+    extra = common.read_records(FLAGS.results, inp) if FLAGS.results else []  # as do bad --results
     by_size = openq.population_sweep(inp.model, inp.images, inp.labels, inp.ids, sizes, FLAGS.budget,
                                      seed=FLAGS.seed, progress=True)
     sweep_records = [{**r, "budget": FLAGS.budget} for p in sorted(by_size) for r in by_size[p].records()]
     path = common.write_records("attacks.jsonl", sweep_records)
-    extra = common.read_records(FLAGS.results, inp) if FLAGS.results else []
     c = len(inp.class_names)
 
     targeted = [r for r in extra if r["target"] is not None]

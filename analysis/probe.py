@@ -75,8 +75,8 @@ def main(argv):
             f"10-90% width {s['median_width_distance']} RGB units, {s['mean_neighbour_share']} of neighbours "
             f"still adversarial")
     if s["best_candidates"]:
-      print(f"best candidates: the true class still leads by a median {s['best_candidate_median_margin']} at t=1; "
-            f"{s['best_candidate_flips_beyond']} of them flip further along the colour path")
+      print(f"best candidates: the true class still leads by a median {s['best_candidate_median_margin']:.3f} at "
+            f"t=1; {s['best_candidate_flips_beyond']:.0%} of them flip further along the colour path")
     return written
 
   common.run("probe", body)

@@ -205,7 +205,7 @@ def _finish(fig, data):
 
 
 # --------------------------------------------------------------------------
-# The paper's figures (onepixel_jax.reproduce).
+# The paper's figures (onepixel_jax.paper.reproduce).
 # --------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@
 3. Why are some class pairs so much easier? ``imbalance`` relates each
    (original, target) pair's success to the clean model's soft confusion
    and the images' clean margins ``log p(true) - log p(target)``;
-   ``geometry`` relates it to the probing estimates of ``onepixel_jax.probe``
+   ``geometry`` relates it to the probing estimates of ``onepixel_jax.analysis.probe``
    (how far along the colour path the label flips and how wide the transition
    is), testing the paper's note that a long, thin boundary near the images
    makes crafting *from* them easy and *to* them hard.

@@ -181,3 +181,8 @@ def load_torch_weights(path: str | os.PathLike, variant: str | None = None) -> t
   sd = read_state_dict(path)
   variant = variant or detect_variant(sd)
   return variant, convert_state_dict(sd, variant)
+
+
+if __name__ == "__main__":  # the converter moved to an entry point in this release
+  raise SystemExit("the AlexNet converter moved: python -m experiments.convert_alexnet --torch=alexnet.pth "
+                   "--out=alexnet.msgpack")
