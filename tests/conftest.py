@@ -38,3 +38,14 @@ def setup(tmp_path_factory):
     p.mkdir(parents=True, exist_ok=True)
     Image.fromarray(im).save(p / f"{i:04d}.png")
   return dict(ckpt=str(ckpt), data=str(d / "data"))
+
+
+@pytest.fixture(scope="session")
+def small_result():
+  """``(config, AttackResult)`` of three small attacks on the synthetic two-class
+  classifier: 2 pixels, every generation run; the third image is labelled 1, so
+  its non-targeted attack succeeds by staying at class 0."""
+  import onepixel_jax as op
+  from tests import synthetic as syn
+  cfg = op.AttackConfig(popsize=8, generations=3, pixels=2, early_stop="none")
+  return cfg, op.attack(syn.two_class, syn.random_images(3), np.array([0, 0, 1]), config=cfg, progress=False)

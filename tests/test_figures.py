@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from onepixel_jax import figures
+from onepixel_jax import AttackResult, figures
 from onepixel_jax.analysis import corner_search, open_questions, probe
 from tests import synthetic as syn
 from tests.helpers import ROOT
@@ -23,19 +23,14 @@ def outputs():
   figs = dict(probe.outputs(p, [1, 2, 3], ("a", "b", "c")).figures)
   cs = corner_search.search(syn.red_pixel, images[:2], [0, 0])
   figs.update(corner_search.outputs(cs, images[:2], [1, 2], ("a", "b", "c"), [record(0), record(None)]).figures)
-  by_size = {8: _result(8), 16: _result(16)}
+  by_size = {p: AttackResult.from_records([record(0, popsize=p), record(2, popsize=p), record(None, popsize=p)])
+             for p in (8, 16)}
   imb = open_questions.imbalance(np.array([[np.nan, 1, 0], [0, np.nan, 1]]), np.array([0, 1]),
                                  np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]]))
   figs.update(open_questions.outputs(by_size, 32, ("a", "b", "c"), imb, "test", None, None).figures)
   figs["fig5"] = ("targets_histogram", {"runs": {"iv_x": {"counts": [1, 2] + [0] * 8, "paper_zero": 0.3}}})
   figs["fig6"] = ("pair_heatmap", {"title": "t", "class_names": ["a", "b"], "counts": [[0, 2], [1, 0]]})
   return figs
-
-
-def _result(popsize):
-  from onepixel_jax import AttackConfig, attack
-  cfg = AttackConfig(popsize=popsize, generations=32 // popsize - 1)
-  return attack(syn.red_pixel, syn.noisy_images(2), [0, 0], config=cfg, progress=False)
 
 
 def test_every_kind_is_drawn_and_redrawn_from_its_json(outputs, tmp_path):

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-import onepixel_jax as op
 from onepixel_jax.analysis import history
-from tests import synthetic as syn
 from tests.synthetic import record
 
 
@@ -35,9 +33,8 @@ def test_records_without_popsize_still_load():
   assert history.first_success_queries([old]).tolist() == [48]
 
 
-def test_an_attack_result_and_its_records_agree():
-  cfg = op.AttackConfig(popsize=12, generations=6, early_stop="none")
-  res = op.attack(syn.two_class, syn.random_images(3), np.zeros(3, int), config=cfg, progress=False)
+def test_an_attack_result_and_its_records_agree(small_result):
+  cfg, res = small_result
   recs = res.records()
   for fn in (history.first_success_generation, history.first_success_queries, history.objective_history):
     np.testing.assert_array_equal(fn(res), fn(recs))

@@ -7,12 +7,11 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 
 from onepixel_jax import job as job_lib
-from onepixel_jax import models, results
+from onepixel_jax import results
 from onepixel_jax.attack import AttackConfig
 from onepixel_jax.paper import metrics
 from tests.helpers import ROOT

@@ -11,11 +11,9 @@ from onepixel_jax import results
 from tests import synthetic as syn
 
 
-@pytest.fixture(scope="module")
-def result():
-  cfg = op.AttackConfig(popsize=8, generations=3, pixels=2)
-  labels = np.array([0, 0, 1])  # the third is "true class 1": non-targeted success = predicted 0
-  return op.attack(syn.two_class, syn.random_images(3), labels, config=cfg, progress=False)
+@pytest.fixture
+def result(small_result):
+  return small_result[1]
 
 
 def test_success_rule_truth_table():
