@@ -1,10 +1,12 @@
 """benchmark: the measurements are consistent with each other on a tiny network."""
 
 import dataclasses
+import types
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from onepixel_jax import benchmark, models
@@ -51,7 +53,17 @@ def test_dense_flops_of_a_known_network(tiny):
 
 
 def test_attack_rate_counts_every_query(tiny, monkeypatch):
+  seen = []
+
+  def fake_attack(model, images, labels, config, seed, batch_size, **kw):  # every attack runs its whole budget
+    seen.append((config.early_stop, images.shape, batch_size, kw["incremental"]))
+    return types.SimpleNamespace(queries=np.full(len(images), config.max_queries))
+
+  monkeypatch.setattr(benchmark, "attack", fake_attack)
   times = iter([0.0, 2.0])
   monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(times))
-  rate = benchmark.attack_queries_per_s(tiny, AttackConfig(popsize=4, generations=2), num_attacks=3, batch_size=2)
-  assert rate == 3 * 4 * (2 + 1) / 2.0  # every attack runs all generations; 2 "seconds"
+  rate = benchmark.attack_queries_per_s(tiny, AttackConfig(popsize=4, generations=2), num_attacks=3, batch_size=2,
+                                        incremental=False)
+  assert rate == 3 * 4 * (2 + 1) / 2.0  # 3 attacks x 12 queries in 2 "seconds"
+  # Compiled once untimed, then timed; never stopping early, on images of the model's size.
+  assert seen == [("none", (3, 8, 8, 3), 2, False)] * 2

@@ -33,20 +33,21 @@ def outputs():
   return figs
 
 
-def test_every_kind_is_drawn_and_redrawn_from_its_json(outputs, tmp_path):
+def test_every_kind_is_drawn_from_its_json_and_redrawn(outputs, tmp_path):
   kinds = {kind for kind, _ in outputs.values()}
   assert kinds == set(figures.DRAW) - {"geometry"}  # geometry needs probing data of a real run
   for name, (kind, data) in outputs.items():
     written = figures.save(tmp_path, name, kind, data)
     assert [p.rsplit(".", 1)[1] for p in written] == ["json", "png", "pdf"]
+    assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    with open(tmp_path / f"{name}.json") as f:
+      assert json.load(f)["figure"] == kind
+  for name in ("probe_curves", "fig6"):  # the JSON alone draws the same figure again
     png = tmp_path / f"{name}.png"
     size = png.stat().st_size
-    assert size > 1000
     png.unlink()
     assert figures.redraw(tmp_path / f"{name}.json")[0] == str(png)
     assert abs(png.stat().st_size - size) < 0.05 * size, name
-    with open(tmp_path / f"{name}.json") as f:
-      assert json.load(f)["figure"] == kind
 
 
 def test_redraw_of_a_folder_and_of_bad_input(outputs, tmp_path):
