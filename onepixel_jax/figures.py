@@ -78,23 +78,27 @@ def write_json(path, data):
     f.write("\n")
 
 
-def save(out_dir, name: str, kind: str, data: dict) -> list[str]:
+FORMATS = (".png", ".pdf")
+
+
+def save(out_dir, name: str, kind: str, data: dict, formats=FORMATS) -> list[str]:
   """Writes ``name.json`` then ``name.png`` and ``name.pdf`` drawn from it; returns the paths."""
   os.makedirs(out_dir, exist_ok=True)
   stem = os.path.join(out_dir, name)
   data = jsonable(dict(data, figure=kind))
   write_json(stem + ".json", data)
-  return [stem + ".json"] + draw(data, stem)
+  return [stem + ".json"] + draw(data, stem, formats)
 
 
-def draw(data: dict, stem: str) -> list[str]:
+def draw(data: dict, stem: str, formats=FORMATS) -> list[str]:
+  """Draws a figure's data (``data["figure"]`` names its kind) into ``stem`` + each of ``formats``."""
   kind = data.get("figure")
   if kind not in DRAW:
     raise ValueError(f"unknown figure kind {kind!r}; known: {', '.join(sorted(DRAW))}")
   fig = DRAW[kind](data)
   paths = []
-  for ext, dpi in ((".png", 100), (".pdf", None)):
-    fig.savefig(stem + ext, dpi=dpi, bbox_inches="tight")
+  for ext in formats:
+    fig.savefig(stem + ext, dpi=100 if ext == ".png" else None, bbox_inches="tight")
     paths.append(stem + ext)
   return paths
 
