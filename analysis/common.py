@@ -1,4 +1,5 @@
-"""Flags and plumbing shared by the analysis scripts (flags in, files out)."""
+"""Flags and plumbing shared by the analysis scripts (flags in, files out):
+the analyses in ``onepixel_jax.analysis`` return values, these write them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import flags
 
-from onepixel_jax import query, results
+from onepixel_jax import figures, results
+from onepixel_jax.analysis import Outputs, inputs
+from onepixel_jax.attack import AttackConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "allconv", "Network: allconv, nin, vgg16 (bundled checkpoints).")
@@ -23,51 +27,77 @@ flags.DEFINE_string("results", None, "Optional attack records (experiments.attac
 
 
 def define_io(num_images: int | None, out: str):
-    """--num_images and --out with a per-script default (each sized to finish in <= 10 min on 2 CPU cores)."""
-    flags.DEFINE_integer("num_images", num_images, "Images drawn at random (seeded, as experiments.attack) from "
-                         "the test split; only correctly classified ones are analysed. None: all.")
-    flags.DEFINE_string("out", out, "Output directory.")
+  """--num_images and --out with a per-script default (each sized to finish in <= 10 min on 2 CPU cores)."""
+  flags.DEFINE_integer("num_images", num_images, "Images drawn at random (seeded, as experiments.attack) from "
+                       "the test split; only correctly classified ones are analysed. None: all.")
+  flags.DEFINE_string("out", out, "Output directory.")
 
 
-def load_inputs() -> query.Inputs:
-    return query.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, FLAGS.num_images, FLAGS.seed)
+PAPER = AttackConfig()  # flag defaults that are the paper's come from here
 
 
-def weights_note(inputs: query.Inputs) -> str:
-    """A line naming the weights; loud when they are not trained (a checkpoint whose metadata says 'random')."""
-    note = ""
-    if FLAGS.checkpoint:
-        meta = os.path.splitext(FLAGS.checkpoint)[0] + ".json"
-        if os.path.exists(meta):
-            with open(meta) as f:
-                note = json.load(f).get("note", "")
-    label = f"{inputs.model.name} ({'checkpoint ' + os.path.basename(FLAGS.checkpoint) if FLAGS.checkpoint else 'bundled weights'})"
-    return f"{label}: {note.upper()}" if "random" in note.lower() else ""
+def load_inputs() -> inputs.Inputs:
+  return inputs.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, FLAGS.num_images, FLAGS.seed)
 
 
-def read_records(path: str, inputs: query.Inputs, successful_only: bool = False) -> list[dict]:
-    """Attack records from a JSONL file whose ids index ``inputs``' split."""
-    recs = results.read(path)
-    if not recs:
-        raise ValueError(f"no attack records in {path}")
-    n = len(inputs.all_images)
-    bad = [r["id"] for r in recs if not 0 <= r["id"] < n]
-    if bad:
-        raise ValueError(f"{path}: record id {bad[0]} is outside --data={inputs.data} ({n} images); "
-                         f"pass the --data the attacks ran on")
-    return [r for r in recs if r["success"] or not successful_only]
+def weights_note(inputs: inputs.Inputs) -> str:
+  """A line naming the weights; loud when they are not trained (a checkpoint whose metadata says 'random')."""
+  note = ""
+  if FLAGS.checkpoint:
+    meta = os.path.splitext(FLAGS.checkpoint)[0] + ".json"
+    if os.path.exists(meta):
+      with open(meta) as f:
+        note = json.load(f).get("note", "")
+  label = f"{inputs.model.name} ({'checkpoint ' + os.path.basename(FLAGS.checkpoint) if FLAGS.checkpoint else 'bundled weights'})"
+  return f"{label}: {note.upper()}" if "random" in note.lower() else ""
 
 
-def write_json(path: str, data: dict):
-    from onepixel_jax import figures
+def read_records(path: str, inp: inputs.Inputs) -> list[dict]:
+  """Attack records from a JSONL file whose ids index ``inp``'s split."""
+  recs = results.read(path)
+  if not recs:
+    raise ValueError(f"no attack records in {path}")
+  n = len(inp.all_images)
+  bad = [r["id"] for r in recs if not 0 <= r["id"] < n]
+  if bad:
+    raise ValueError(f"{path}: record id {bad[0]} is outside --data={inp.data} ({n} images); "
+                     f"pass the --data the attacks ran on")
+  return recs
+
+
+def write_records(name: str, records: list[dict]) -> str:
+  """Writes ``records`` to ``OUT/name`` (JSONL, replacing an older file); returns its path."""
+  path = os.path.join(FLAGS.out, name)
+  os.makedirs(FLAGS.out, exist_ok=True)
+  if os.path.exists(path):
+    os.remove(path)
+  results.append(path, records)
+  return path
+
+
+def write_outputs(out: Outputs) -> list[str]:
+  """Writes an analysis's outputs into ``--out``: arrays as ``.npz``, JSON, and
+  each figure as JSON, PNG and PDF (``figures.save``); returns the paths."""
+  os.makedirs(FLAGS.out, exist_ok=True)
+  written = []
+  for name, arrays in out.arrays.items():
+    path = os.path.join(FLAGS.out, name)
+    np.savez_compressed(path, **arrays)
+    written.append(path)
+  for name, data in out.json.items():
+    path = os.path.join(FLAGS.out, name)
     figures.write_json(path, data)
+    written.append(path)
+  for name, (kind, data) in out.figures.items():
+    written += figures.save(FLAGS.out, name, kind, data)
+  return written
 
 
 def run(name: str, body):
-    """Runs ``body()`` -> dict of outputs; one-line errors; prints what was written and the wall time."""
-    t0 = time.time()
-    try:
-        written = body()
-    except (ValueError, OSError) as e:
-        sys.exit(f"analysis.{name}: error: {e}".splitlines()[0])
-    print(f"analysis.{name}: wrote {len(written)} files to {FLAGS.out} in {time.time() - t0:.0f} s")
+  """Runs ``body()`` -> dict of outputs; one-line errors; prints what was written and the wall time."""
+  t0 = time.time()
+  try:
+    written = body()
+  except (ValueError, OSError) as e:
+    sys.exit(f"analysis.{name}: error: {e}".splitlines()[0])
+  print(f"analysis.{name}: wrote {len(written)} files to {FLAGS.out} in {time.time() - t0:.0f} s")

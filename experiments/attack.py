@@ -14,10 +14,11 @@ import sys
 import jax
 from absl import app, flags
 
-from onepixel_jax import experiment
+from onepixel_jax import job
 from onepixel_jax.attack import EARLY_STOP_RULES, AttackConfig
 
 FLAGS = flags.FLAGS
+PAPER = AttackConfig()  # every flag default below is the paper's (Sec. IV)
 flags.DEFINE_string("model", "allconv", "Network: allconv, nin, vgg16 (CIFAR-10, bundled checkpoints); "
                     "efficientnet_lite0 (ImageNet, pretrained weights from a package), alexnet (BVLC, the "
                     "paper's ImageNet network) or alexnet_torchvision (both need --checkpoint). ImageNet is "
@@ -30,12 +31,12 @@ flags.DEFINE_string("data", "samples", "'samples' (20 lossless test images in th
 flags.DEFINE_string("split", "test", "Dataset split.")
 flags.DEFINE_integer("num_images", None, "Images drawn at random (seeded) from the split; default all. "
                      "Paper: 500. Only correctly classified ones are attacked.")
-flags.DEFINE_integer("pixels", 1, "Pixels changed (paper: 1, 3, 5).")
+flags.DEFINE_integer("pixels", PAPER.pixels, "Pixels changed (paper: 1, 3, 5).")
 flags.DEFINE_boolean("targeted", True, "Paper protocol: 9 targeted attacks per image; --notargeted minimises "
                      "the true class instead.")
-flags.DEFINE_integer("popsize", 400, "DE population (paper: 400).")
-flags.DEFINE_integer("generations", 100, "Maximum DE generations (paper: 100).")
-flags.DEFINE_enum("early_stop", "paper", list(EARLY_STOP_RULES), "paper: target > 0.9 / true < 0.05; "
+flags.DEFINE_integer("popsize", PAPER.popsize, f"DE population (paper: {PAPER.popsize}).")
+flags.DEFINE_integer("generations", PAPER.generations, f"Maximum DE generations (paper: {PAPER.generations}).")
+flags.DEFINE_enum("early_stop", PAPER.early_stop, list(EARLY_STOP_RULES), "paper: target > 0.9 / true < 0.05; "
                   "misclassify: first success; none.")
 flags.DEFINE_integer("seed", 0, "Seed for the image draw and every attack.")
 flags.DEFINE_integer("batch_size", None, "Attacks per forward pass (default: ~1024 images per CPU "
@@ -47,21 +48,21 @@ flags.mark_flag_as_required("out")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
-    try:
-        cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
-                           early_stop=FLAGS.early_stop)
-        job = experiment.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
-                             num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
-                             batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)
-        summary = experiment.run(job, FLAGS.out)
-    except (ValueError, OSError) as e:
-        sys.exit(f"experiments.attack: error: {e}".splitlines()[0])
-    print(experiment.format_summary(summary))
-    print(f"wrote {FLAGS.out}/results.jsonl, summary.json, examples.png")
+  if len(argv) > 1:
+    sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
+  try:
+    cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
+                       early_stop=FLAGS.early_stop)
+    spec = job.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
+                   num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
+                   batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)
+    summary = job.run(spec, FLAGS.out)
+  except (ValueError, OSError) as e:
+    sys.exit(f"experiments.attack: error: {e}".splitlines()[0])
+  print(job.format_summary(summary))
+  print(f"wrote {FLAGS.out}/results.jsonl, summary.json, examples.png")
 
 
 if __name__ == "__main__":
-    jax.config.config_with_absl()
-    app.run(main)
+  jax.config.config_with_absl()
+  app.run(main)

@@ -36,180 +36,74 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
 from onepixel_jax import de, perturb
+from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
-    """Attack settings; every default is the paper's (Sec. III-C, IV).
+  """Attack settings; every default is the paper's (Sec. III-C, IV).
 
-    Attributes:
-      pixels: number of pixels changed, ``d`` in the paper (1, 3 or 5).
-      popsize: DE population size (paper: 400).
-      generations: maximum number of DE generations (paper: 100), so at most
-        ``popsize * (generations + 1)`` model queries per attack (40,400).
-      F: DE differential weight (paper: 0.5).
-      crossover: None for the paper's DE without crossover, else the binomial
-        crossover rate in [0, 1].
-      strategy: ``"rand1"`` (paper: DE/rand/1) or ``"best1"``.
-      dither: None (paper), or ``(lo, hi)`` to draw F from U(lo, hi) each
-        generation as SciPy's ``mutation=(lo, hi)``.
-      early_stop: ``"paper"``: targeted attacks stop once the target's
-        probability exceeds ``target_threshold`` (0.9), non-targeted ones once
-        the true class's probability falls below ``true_threshold`` (0.05);
-        ``"misclassify"``: stop at the first success (best candidate
-        classified as the target / as anything but the true class);
-        ``"none"``: always run every generation.
-    """
+  Attributes:
+    pixels: number of pixels changed, ``d`` in the paper (1, 3 or 5).
+    popsize: DE population size (paper: 400).
+    generations: maximum number of DE generations (paper: 100), so at most
+      ``popsize * (generations + 1)`` model queries per attack (40,400).
+    F: DE differential weight (paper: 0.5).
+    crossover: None for the paper's DE without crossover, else the binomial
+      crossover rate in [0, 1].
+    strategy: ``"rand1"`` (paper: DE/rand/1) or ``"best1"``.
+    dither: None (paper), or ``(lo, hi)`` to draw F from U(lo, hi) each
+      generation as SciPy's ``mutation=(lo, hi)``.
+    early_stop: ``"paper"``: targeted attacks stop once the target's
+      probability exceeds ``target_threshold`` (0.9), non-targeted ones once
+      the true class's probability falls below ``true_threshold`` (0.05);
+      ``"misclassify"``: stop at the first success (best candidate
+      classified as the target / as anything but the true class);
+      ``"none"``: always run every generation.
+  """
 
-    pixels: int = 1
-    popsize: int = 400
-    generations: int = 100
-    F: float = 0.5
-    crossover: float | None = None
-    strategy: str = "rand1"
-    dither: tuple[float, float] | None = None
-    early_stop: str = "paper"
-    target_threshold: float = 0.9
-    true_threshold: float = 0.05
+  pixels: int = 1
+  popsize: int = 400
+  generations: int = 100
+  F: float = 0.5
+  crossover: float | None = None
+  strategy: str = "rand1"
+  dither: tuple[float, float] | None = None
+  early_stop: str = "paper"
+  target_threshold: float = 0.9
+  true_threshold: float = 0.05
 
-    def __post_init__(self):
-        def bad(msg):
-            raise ValueError(f"AttackConfig: {msg}")
+  def __post_init__(self):
+    def bad(msg):
+      raise ValueError(f"AttackConfig: {msg}")
 
-        if not isinstance(self.pixels, (int, np.integer)) or self.pixels < 1:
-            bad(f"pixels must be an integer >= 1, got {self.pixels!r}")
-        if not isinstance(self.popsize, (int, np.integer)) or self.popsize < 4:
-            bad(f"popsize must be an integer >= 4 (DE/rand/1 needs 3 partners besides each member), got {self.popsize!r}")
-        if not isinstance(self.generations, (int, np.integer)) or self.generations < 0:
-            bad(f"generations must be an integer >= 0, got {self.generations!r}")
-        if not 0 < float(self.F) <= 2:
-            bad(f"F must be in (0, 2], got {self.F!r}")
-        if self.crossover is not None and not 0 <= float(self.crossover) <= 1:
-            bad(f"crossover must be None (no crossover, the paper's) or a rate in [0, 1], got {self.crossover!r}")
-        if self.strategy not in de.STRATEGIES:
-            bad(f"strategy must be one of {de.STRATEGIES}, got {self.strategy!r}")
-        if self.dither is not None:
-            if len(self.dither) != 2 or not 0 < self.dither[0] <= self.dither[1] <= 2:
-                bad(f"dither must be None or (lo, hi) with 0 < lo <= hi <= 2, got {self.dither!r}")
-            object.__setattr__(self, "dither", tuple(float(v) for v in self.dither))
-        if self.early_stop not in EARLY_STOP_RULES:
-            bad(f"early_stop must be one of {EARLY_STOP_RULES}, got {self.early_stop!r}")
-        for name in ("target_threshold", "true_threshold"):
-            if not 0 < getattr(self, name) < 1:
-                bad(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
+    if not isinstance(self.pixels, (int, np.integer)) or self.pixels < 1:
+      bad(f"pixels must be an integer >= 1, got {self.pixels!r}")
+    if not isinstance(self.popsize, (int, np.integer)) or self.popsize < 4:
+      bad(f"popsize must be an integer >= 4 (DE/rand/1 needs 3 partners besides each member), got {self.popsize!r}")
+    if not isinstance(self.generations, (int, np.integer)) or self.generations < 0:
+      bad(f"generations must be an integer >= 0, got {self.generations!r}")
+    if not 0 < float(self.F) <= 2:
+      bad(f"F must be in (0, 2], got {self.F!r}")
+    if self.crossover is not None and not 0 <= float(self.crossover) <= 1:
+      bad(f"crossover must be None (no crossover, the paper's) or a rate in [0, 1], got {self.crossover!r}")
+    if self.strategy not in de.STRATEGIES:
+      bad(f"strategy must be one of {de.STRATEGIES}, got {self.strategy!r}")
+    if self.dither is not None:
+      if len(self.dither) != 2 or not 0 < self.dither[0] <= self.dither[1] <= 2:
+        bad(f"dither must be None or (lo, hi) with 0 < lo <= hi <= 2, got {self.dither!r}")
+      object.__setattr__(self, "dither", tuple(float(v) for v in self.dither))
+    if self.early_stop not in EARLY_STOP_RULES:
+      bad(f"early_stop must be one of {EARLY_STOP_RULES}, got {self.early_stop!r}")
+    for name in ("target_threshold", "true_threshold"):
+      if not 0 < getattr(self, name) < 1:
+        bad(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
 
-    @property
-    def max_queries(self) -> int:
-        return self.popsize * (self.generations + 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackResult:
-    """Outcome of N attacks, NumPy arrays in the order the attacks were given.
-
-    Attributes:
-      success: bool[N]; targeted: the best candidate is classified as the
-        target; non-targeted: as anything but the true label.
-      predicted: int[N] the label of the best candidate.
-      adversarial_prob: float[N] the probability of ``predicted``.
-      true_prob: float[N] the probability of the true label.
-      target_prob: float[N] the probability of the target (NaN if non-targeted).
-      perturbation: int[N, pixels, 5] as (x, y, r, g, b), x the column, y the row.
-      queries: int[N] model evaluations used (popsize per generation, plus the
-        initial population).
-      generations: int[N] DE generations run.
-      distortion: float[N] mean absolute change per channel at the changed pixels.
-      labels, targets: int[N] (targets -1 for non-targeted attacks); ids: int[N].
-      fitness_history: float[N, G + 1] best fitness after each generation
-        (the minimised quantity: true-class probability, or minus the target's
-        probability), NaN after the attack stopped.
-      predicted_history: int[N, G + 1] the best candidate's label after each
-        generation, -1 after the attack stopped.
-    """
-
-    success: np.ndarray
-    predicted: np.ndarray
-    adversarial_prob: np.ndarray
-    true_prob: np.ndarray
-    target_prob: np.ndarray
-    perturbation: np.ndarray
-    queries: np.ndarray
-    generations: np.ndarray
-    distortion: np.ndarray
-    labels: np.ndarray
-    targets: np.ndarray
-    ids: np.ndarray
-    fitness_history: np.ndarray
-    predicted_history: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.success)
-
-    def adversarial_images(self, images) -> np.ndarray:
-        """uint8[N, H, W, 3]: ``images`` with each attack's best perturbation written in."""
-        images = np.asarray(images)
-        if images.shape[0] != len(self):
-            raise ValueError(f"adversarial_images: got {images.shape[0]} images for {len(self)} attacks")
-        return np.asarray(perturb.apply(images, self.perturbation))
-
-    @property
-    def success_rate(self) -> float:
-        return float(self.success.mean()) if len(self) else float("nan")
-
-    def records(self) -> list[dict]:
-        """One JSON-serialisable dict per attack (see ``attack_iter``)."""
-        keys = [f.name for f in dataclasses.fields(self)]
-        return [
-            _record_from_arrays(**{k: getattr(self, k)[i] for k in keys}, index=i)
-            for i in range(len(self))
-        ]
-
-    @classmethod
-    def from_records(cls, records: list[dict]) -> "AttackResult":
-        """Stacks records (as yielded by ``attack_iter``) in the given order."""
-        def col(name, dtype):
-            return np.asarray([r[name] for r in records], dtype=dtype)
-
-        return cls(
-            success=col("success", bool),
-            predicted=col("predicted", np.int64),
-            adversarial_prob=col("adversarial_prob", np.float64),
-            true_prob=col("true_prob", np.float64),
-            target_prob=np.asarray([np.nan if r["target_prob"] is None else r["target_prob"] for r in records], np.float64),
-            perturbation=col("perturbation", np.int64).reshape(len(records), -1, 5),
-            queries=col("queries", np.int64),
-            generations=col("generations", np.int64),
-            distortion=col("distortion", np.float64),
-            labels=col("label", np.int64),
-            targets=np.asarray([-1 if r["target"] is None else r["target"] for r in records], np.int64),
-            ids=col("id", np.int64),
-            fitness_history=np.asarray([[np.nan if v is None else v for v in r.get("fitness_history", [])] for r in records], np.float64),
-            predicted_history=np.asarray([r.get("predicted_history", []) for r in records], np.int64),
-        )
-
-
-def _record_from_arrays(*, index, success, predicted, adversarial_prob, true_prob, target_prob, perturbation,
-                        queries, generations, distortion, labels, targets, ids, fitness_history, predicted_history):
-    fh = [None if not np.isfinite(v) else float(v) for v in np.asarray(fitness_history)]
-    return {
-        "index": int(index),
-        "id": int(ids),
-        "label": int(labels),
-        "target": None if int(targets) < 0 else int(targets),
-        "success": bool(success),
-        "predicted": int(predicted),
-        "adversarial_prob": float(adversarial_prob),
-        "true_prob": float(true_prob),
-        "target_prob": None if not np.isfinite(target_prob) else float(target_prob),
-        "perturbation": np.asarray(perturbation).astype(int).tolist(),
-        "queries": int(queries),
-        "generations": int(generations),
-        "distortion": float(distortion),
-        "fitness_history": fh,
-        "predicted_history": np.asarray(predicted_history).astype(int).tolist(),
-    }
+  @property
+  def max_queries(self) -> int:
+    return self.popsize * (self.generations + 1)
 
 
 # --------------------------------------------------------------------------
@@ -218,71 +112,80 @@ def _record_from_arrays(*, index, success, predicted, adversarial_prob, true_pro
 
 
 def _check_images(images) -> np.ndarray:
-    a = np.asarray(images)
-    if a.dtype != np.uint8:
-        raise ValueError(f"images must be raw uint8 pixels [N, H, W, 3], got dtype {a.dtype}")
-    if a.ndim != 4 or a.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 [N, H, W, 3] (NHWC, RGB), got shape {a.shape}")
-    return a
+  a = np.asarray(images)
+  if a.dtype != np.uint8:
+    raise ValueError(f"images must be raw uint8 pixels [N, H, W, 3], got dtype {a.dtype}")
+  if a.ndim != 4 or a.shape[-1] != 3:
+    raise ValueError(f"images must be uint8 [N, H, W, 3] (NHWC, RGB), got shape {a.shape}")
+  return a
 
 
 def _check_labels(name: str, values, n: int) -> np.ndarray:
-    a = np.asarray(values)
-    if a.shape != (n,):
-        raise ValueError(f"{name} must have shape [{n}] (one per image), got shape {a.shape}")
-    if n and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
-    return a.astype(np.int64)
+  a = np.asarray(values)
+  if a.shape != (n,):
+    raise ValueError(f"{name} must have shape [{n}] (one per image), got shape {a.shape}")
+  if n and not np.issubdtype(a.dtype, np.integer):
+    raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+  return a.astype(np.int64)
 
 
 class _Predict(NamedTuple):
-    fn: Callable[[Any, jax.Array], jax.Array]  # (params, uint8[n, H, W, 3]) -> float[n, C]
-    params: Any
-    on_host: bool
-    num_classes: int
-    # Optional (params, clean uint8[B, H, W, 3], pixels int32[B, P, k, 5]) -> float[B, P, C]
-    # that exploits the candidates' sparsity (incremental inference); None: dense.
-    pixels_fn: Callable | None = None
+  fn: Callable[[Any, jax.Array], jax.Array]  # (params, uint8[n, H, W, 3]) -> float[n, C]
+  params: Any
+  on_host: bool
+  num_classes: int
+  # Optional (params, clean uint8[B, H, W, 3], perturbations int32[B, P, k, 5]) -> float[B, P, C]
+  # that exploits the perturbations' sparsity (incremental inference); None: dense.
+  incremental_fn: Callable | None = None
+
+
+def predict_fn(predict, incremental: bool = False):
+  """``(fn, params, incremental_fn)`` for any ``predict``.
+
+  ``predict`` is a loaded model (``.apply(variables, x)`` and ``.variables``,
+  optionally ``.apply_incremental(variables, clean_images, perturbations)``)
+  or a callable of uint8 images. ``fn(params, uint8[n, H, W, 3]) -> float[n, C]``
+  passes a model's weights as ``params`` (None for a plain callable), so that
+  a jitted caller keeps them as inputs. ``incremental_fn`` is the model's
+  ``apply_incremental`` when ``incremental`` and the model supports it, else None.
+  """
+  if hasattr(predict, "apply") and hasattr(predict, "variables"):
+    inc = predict.apply_incremental if incremental and getattr(predict, "supports_incremental", False) else None
+    return (lambda p, x: predict.apply(p, x)), predict.variables, inc
+  if callable(predict):
+    return (lambda p, x: predict(x)), None, None
+  raise ValueError(f"predict must be a callable images -> probabilities or a loaded model, got {type(predict).__name__}")
 
 
 def _resolve_predict(predict, images: np.ndarray, incremental: bool = True) -> _Predict:
-    """Accepts a loaded model (``.apply(variables, x)`` + ``.variables``, and
-    optionally ``.apply_pixels(variables, clean_images, pixels)``), a jittable
-    function, or any host callable (NumPy, PyTorch, a service)."""
-    pixels_fn = None
-    if hasattr(predict, "apply") and hasattr(predict, "variables"):
-        fn, params = (lambda p, x: predict.apply(p, x)), predict.variables
-        if incremental and getattr(predict, "supports_pixels", False):
-            pixels_fn = predict.apply_pixels
-    elif callable(predict):
-        fn, params = (lambda p, x: predict(x)), None
-    else:
-        raise ValueError(f"predict must be a callable images -> probabilities or a loaded model, got {type(predict).__name__}")
-    probe = images[: min(len(images), 8)]
-    try:
-        jax.eval_shape(fn, params, jax.ShapeDtypeStruct(probe.shape, jnp.uint8))
-        on_host = False
-    except Exception:  # not traceable by JAX: evaluate it on the host
-        on_host = True
-    try:
-        out = np.asarray(jax.jit(fn)(params, probe) if not on_host else fn(params, probe), dtype=np.float64)
-    except Exception as e:  # noqa: BLE001 - surface the user's error on one line
-        raise ValueError(f"predict failed on a batch of {len(probe)} images {probe.shape}: {type(e).__name__}: {e}".splitlines()[0]) from e
-    if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
-        raise ValueError(f"predict must return probabilities [n, num_classes] for n images; for {len(probe)} images it returned shape {out.shape}")
-    _check_probabilities(out)
-    return _Predict(fn, params, on_host, out.shape[1], pixels_fn)
+  """``predict_fn``, plus whether JAX can trace ``predict`` (else it runs on
+  the host: NumPy, PyTorch, a service) and a check of its output on a few images."""
+  fn, params, incremental_fn = predict_fn(predict, incremental)
+  probe = images[: min(len(images), 8)]
+  try:
+    jax.eval_shape(fn, params, jax.ShapeDtypeStruct(probe.shape, jnp.uint8))
+    on_host = False
+  except Exception:  # not traceable by JAX: evaluate it on the host
+    on_host = True
+  try:
+    out = np.asarray(jax.jit(fn)(params, probe) if not on_host else fn(params, probe), dtype=np.float64)
+  except Exception as e:  # noqa: BLE001 - surface the user's error on one line
+    raise ValueError(f"predict failed on a batch of {len(probe)} images {probe.shape}: {type(e).__name__}: {e}".splitlines()[0]) from e
+  if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
+    raise ValueError(f"predict must return probabilities [n, num_classes] for n images; for {len(probe)} images it returned shape {out.shape}")
+  _check_probabilities(out)
+  return _Predict(fn, params, on_host, out.shape[1], incremental_fn)
 
 
 def _check_probabilities(p: np.ndarray):
-    if not np.all(np.isfinite(p)):
-        raise ValueError("predict returned NaN or inf")
-    sums = p.sum(axis=1)
-    if p.min() < -1e-4 or np.abs(sums - 1).max() > 1e-2:
-        raise ValueError(
-            f"predict must return probabilities (non-negative rows summing to 1), got row sums in "
-            f"[{sums.min():.3g}, {sums.max():.3g}] and minimum {p.min():.3g}; apply a softmax to logits"
-        )
+  if not np.all(np.isfinite(p)):
+    raise ValueError("predict returned NaN or inf")
+  sums = p.sum(axis=1)
+  if p.min() < -1e-4 or np.abs(sums - 1).max() > 1e-2:
+    raise ValueError(
+        f"predict must return probabilities (non-negative rows summing to 1), got row sums in "
+        f"[{sums.min():.3g}, {sums.max():.3g}] and minimum {p.min():.3g}; apply a softmax to logits"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -291,159 +194,155 @@ def _check_probabilities(p: np.ndarray):
 
 
 class _Queue(NamedTuple):
-    images: jax.Array   # uint8[M, H, W, 3]
-    labels: jax.Array   # int32[M]
-    targets: jax.Array  # int32[M], -1 for non-targeted
-    keys: jax.Array     # uint32[M, 2]
+  images: jax.Array   # uint8[M, H, W, 3]
+  labels: jax.Array   # int32[M]
+  targets: jax.Array  # int32[M], -1 for non-targeted
+  keys: jax.Array     # uint32[M, 2]
 
 
 class _Slots(NamedTuple):
-    attack: jax.Array           # int32[B] queue index; M marks an empty slot
-    fresh: jax.Array            # bool[B] the slot's next step evaluates a new initial population
-    population: jax.Array       # float32[B, P, D]
-    fitness: jax.Array          # float32[B, P]
-    best_x: jax.Array           # float32[B, D]
-    best_fit: jax.Array         # float32[B]
-    best_probs: jax.Array       # float32[B, C]
-    generation: jax.Array       # int32[B]
-    queries: jax.Array          # int32[B]
-    fitness_history: jax.Array  # float32[B, G + 1]
-    predicted_history: jax.Array  # int32[B, G + 1]
+  attack: jax.Array           # int32[B] queue index; M marks an empty slot
+  fresh: jax.Array            # bool[B] the slot's next step evaluates a new initial population
+  population: jax.Array       # float32[B, P, D]
+  fitness: jax.Array          # float32[B, P]
+  best_x: jax.Array           # float32[B, D]
+  best_fit: jax.Array         # float32[B]
+  best_probs: jax.Array       # float32[B, C]
+  generation: jax.Array       # int32[B]
+  queries: jax.Array          # int32[B]
+  fitness_history: jax.Array  # float32[B, G + 1]
+  predicted_history: jax.Array  # int32[B, G + 1]
 
 
 def _fitness(probs, labels, targets):
-    """Minimised fitness: true-class probability, or minus the target's. probs [B, P, C]."""
-    targeted = targets >= 0
-    cls = jnp.where(targeted, targets, labels)
-    p = jnp.take_along_axis(probs, cls[:, None, None], axis=2)[..., 0]
-    return jnp.where(targeted[:, None], -p, p)
-
-
-def _succeeded(predicted, labels, targets):
-    return jnp.where(targets >= 0, predicted == targets, predicted != labels)
+  """Minimised fitness: true-class probability, or minus the target's. probs [B, P, C]."""
+  targeted = targets >= 0
+  cls = jnp.where(targeted, targets, labels)
+  p = jnp.take_along_axis(probs, cls[:, None, None], axis=2)[..., 0]
+  return jnp.where(targeted[:, None], -p, p)
 
 
 def _should_stop(cfg: AttackConfig, best_probs, labels, targets):
-    predicted = jnp.argmax(best_probs, axis=-1)
-    if cfg.early_stop == "none":
-        return jnp.zeros(labels.shape, bool)
-    if cfg.early_stop == "misclassify":
-        return _succeeded(predicted, labels, targets)
-    p_target = jnp.take_along_axis(best_probs, jnp.maximum(targets, 0)[:, None], axis=1)[:, 0]
-    p_true = jnp.take_along_axis(best_probs, labels[:, None], axis=1)[:, 0]
-    return jnp.where(targets >= 0, p_target > cfg.target_threshold, p_true < cfg.true_threshold)
+  predicted = jnp.argmax(best_probs, axis=-1)
+  if cfg.early_stop == "none":
+    return jnp.zeros(labels.shape, bool)
+  if cfg.early_stop == "misclassify":
+    return succeeded(predicted, labels, targets)
+  p_target = jnp.take_along_axis(best_probs, jnp.maximum(targets, 0)[:, None], axis=1)[:, 0]
+  p_true = jnp.take_along_axis(best_probs, labels[:, None], axis=1)[:, 0]
+  return jnp.where(targets >= 0, p_target > cfg.target_threshold, p_true < cfg.true_threshold)
 
 
 def _step(cfg: AttackConfig, pred: _Predict, shard, params, queue: _Queue, slots: _Slots, nxt):
-    m = queue.labels.shape[0]
-    b, p, d = slots.population.shape
-    h, w = queue.images.shape[1:3]
-    active = slots.attack < m
-    idx = jnp.minimum(slots.attack, m - 1)
-    labels, targets = queue.labels[idx], queue.targets[idx]
-    init_keys, loop_keys = jnp.moveaxis(jax.vmap(jax.random.split)(queue.keys[idx]), 1, 0)
-    gen_keys = jax.vmap(jax.random.fold_in)(loop_keys, slots.generation)
-    lower, upper = (jnp.asarray(v) for v in perturb.bounds(cfg.pixels, h, w))
+  m = queue.labels.shape[0]
+  b, p, d = slots.population.shape
+  h, w = queue.images.shape[1:3]
+  active = slots.attack < m
+  idx = jnp.minimum(slots.attack, m - 1)
+  labels, targets = queue.labels[idx], queue.targets[idx]
+  init_keys, loop_keys = jnp.moveaxis(jax.vmap(jax.random.split)(queue.keys[idx]), 1, 0)
+  gen_keys = jax.vmap(jax.random.fold_in)(loop_keys, slots.generation)
+  lower, upper = (jnp.asarray(v) for v in perturb.bounds(cfg.pixels, h, w))
 
-    # Proposals: a new attack's initial population, or every member's child.
-    init = jax.vmap(lambda k: perturb.init_candidates(k, p, cfg.pixels, h, w))(init_keys)
-    ask = functools.partial(de.ask, lower=lower, upper=upper, F=cfg.F, strategy=cfg.strategy,
-                            crossover=cfg.crossover, dither=cfg.dither)
-    children = jax.vmap(ask)(gen_keys, slots.population, slots.fitness)
-    proposals = shard(jnp.where(slots.fresh[:, None, None], init, children))
+  # Proposals: a new attack's initial population, or every member's child.
+  init = jax.vmap(lambda k: perturb.init_candidates(k, p, cfg.pixels, h, w))(init_keys)
+  ask = functools.partial(de.ask, lower=lower, upper=upper, F=cfg.F, strategy=cfg.strategy,
+                          crossover=cfg.crossover, dither=cfg.dither)
+  children = jax.vmap(ask)(gen_keys, slots.population, slots.fitness)
+  proposals = shard(jnp.where(slots.fresh[:, None, None], init, children))
 
-    # One forward pass for every slot's candidates.
-    clean, pixels = queue.images[idx], perturb.to_pixels(proposals, h, w)
-    if pred.pixels_fn is not None:
-        probs = pred.pixels_fn(params, clean, pixels).astype(jnp.float32)
+  # One forward pass for every slot's candidates.
+  clean, perturbations = queue.images[idx], perturb.to_perturbations(proposals, h, w)
+  if pred.incremental_fn is not None:
+    probs = pred.incremental_fn(params, clean, perturbations).astype(jnp.float32)
+  else:
+    flat = shard(perturb.apply(clean[:, None], perturbations)).reshape(b * p, h, w, 3)
+    if pred.on_host:
+      host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
+      probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
     else:
-        flat = shard(perturb.apply(clean[:, None], pixels)).reshape(b * p, h, w, 3)
-        if pred.on_host:
-            host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
-            probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
-        else:
-            probs = pred.fn(params, flat).astype(jnp.float32)
-    probs = shard(probs.reshape(b, p, pred.num_classes))
-    fit_new = _fitness(probs, labels, targets)
+      probs = pred.fn(params, flat).astype(jnp.float32)
+  probs = shard(probs.reshape(b, p, pred.num_classes))
+  fit_new = _fitness(probs, labels, targets)
 
-    # Greedy selection (a fresh slot takes its initial population as is).
-    population, fitness = jax.vmap(de.tell)(slots.population, slots.fitness, proposals, fit_new)
-    population = jnp.where(slots.fresh[:, None, None], proposals, population)
-    fitness = jnp.where(slots.fresh[:, None], fit_new, fitness)
-    j = jnp.argmin(fit_new, axis=1)
-    rows = jnp.arange(b)
-    improved = slots.fresh | (fit_new[rows, j] < slots.best_fit)
-    best_fit = jnp.where(improved, fit_new[rows, j], slots.best_fit)
-    best_x = jnp.where(improved[:, None], proposals[rows, j], slots.best_x)
-    best_probs = jnp.where(improved[:, None], probs[rows, j], slots.best_probs)
-    generation = jnp.where(slots.fresh, 0, slots.generation + 1)
-    queries = jnp.where(slots.fresh, p, slots.queries + p)
-    fh = jnp.where(slots.fresh[:, None], jnp.nan, slots.fitness_history).at[rows, generation].set(best_fit)
-    ph = jnp.where(slots.fresh[:, None], -1, slots.predicted_history).at[rows, generation].set(
-        jnp.argmax(best_probs, axis=-1).astype(jnp.int32))
+  # Greedy selection (a fresh slot takes its initial population as is).
+  population, fitness = jax.vmap(de.tell)(slots.population, slots.fitness, proposals, fit_new)
+  population = jnp.where(slots.fresh[:, None, None], proposals, population)
+  fitness = jnp.where(slots.fresh[:, None], fit_new, fitness)
+  j = jnp.argmin(fit_new, axis=1)
+  rows = jnp.arange(b)
+  improved = slots.fresh | (fit_new[rows, j] < slots.best_fit)
+  best_fit = jnp.where(improved, fit_new[rows, j], slots.best_fit)
+  best_x = jnp.where(improved[:, None], proposals[rows, j], slots.best_x)
+  best_probs = jnp.where(improved[:, None], probs[rows, j], slots.best_probs)
+  generation = jnp.where(slots.fresh, 0, slots.generation + 1)
+  queries = jnp.where(slots.fresh, p, slots.queries + p)
+  fh = jnp.where(slots.fresh[:, None], jnp.nan, slots.fitness_history).at[rows, generation].set(best_fit)
+  ph = jnp.where(slots.fresh[:, None], -1, slots.predicted_history).at[rows, generation].set(
+      jnp.argmax(best_probs, axis=-1).astype(jnp.int32))
 
-    done = active & (_should_stop(cfg, best_probs, labels, targets) | (generation >= cfg.generations))
-    record = dict(attack=slots.attack, done=done, best_x=best_x, best_probs=best_probs, generation=generation,
-                  queries=queries, fitness_history=fh, predicted_history=ph,
-                  nonfinite=jnp.any(~jnp.isfinite(probs) & active[:, None, None]))
+  done = active & (_should_stop(cfg, best_probs, labels, targets) | (generation >= cfg.generations))
+  record = dict(attack=slots.attack, done=done, best_x=best_x, best_probs=best_probs, generation=generation,
+                queries=queries, fitness_history=fh, predicted_history=ph,
+                nonfinite=jnp.any(~jnp.isfinite(probs) & active[:, None, None]))
 
-    # Continuous batching: finished slots take the next attacks of the queue.
-    order = jnp.cumsum(done.astype(jnp.int32)) - 1
-    attack = jnp.where(done, jnp.minimum(nxt + order, m), slots.attack).astype(jnp.int32)
-    nxt = nxt + jnp.sum(done, dtype=jnp.int32)
-    new = _Slots(attack, done, population, fitness, best_x, best_fit, best_probs, generation, queries, fh, ph)
-    return jax.tree.map(shard, new), nxt, record
+  # Continuous batching: finished slots take the next attacks of the queue.
+  order = jnp.cumsum(done.astype(jnp.int32)) - 1
+  attack = jnp.where(done, jnp.minimum(nxt + order, m), slots.attack).astype(jnp.int32)
+  nxt = nxt + jnp.sum(done, dtype=jnp.int32)
+  new = _Slots(attack, done, population, fitness, best_x, best_fit, best_probs, generation, queries, fh, ph)
+  return jax.tree.map(shard, new), nxt, record
 
 
 def _empty_record(slots: _Slots):
-    z = jnp.zeros_like
-    return dict(attack=slots.attack, done=z(slots.fresh), best_x=slots.best_x, best_probs=slots.best_probs,
-                generation=slots.generation, queries=slots.queries, fitness_history=slots.fitness_history,
-                predicted_history=slots.predicted_history, nonfinite=jnp.zeros((), bool))
+  z = jnp.zeros_like
+  return dict(attack=slots.attack, done=z(slots.fresh), best_x=slots.best_x, best_probs=slots.best_probs,
+              generation=slots.generation, queries=slots.queries, fitness_history=slots.fitness_history,
+              predicted_history=slots.predicted_history, nonfinite=jnp.zeros((), bool))
 
 
 def _make_chunk(cfg: AttackConfig, pred: _Predict, shard, steps: int):
-    def body(carry, _):
-        params, queue, slots, nxt = carry
-        busy = jnp.any(slots.attack < queue.labels.shape[0])
-        slots, nxt, rec = jax.lax.cond(
-            busy,
-            lambda s, n: _step(cfg, pred, shard, params, queue, s, n),
-            lambda s, n: (s, n, _empty_record(s)),
-            slots, nxt)
-        return (params, queue, slots, nxt), rec
+  def body(carry, _):
+    params, queue, slots, nxt = carry
+    busy = jnp.any(slots.attack < queue.labels.shape[0])
+    slots, nxt, rec = jax.lax.cond(
+        busy,
+        lambda s, n: _step(cfg, pred, shard, params, queue, s, n),
+        lambda s, n: (s, n, _empty_record(s)),
+        slots, nxt)
+    return (params, queue, slots, nxt), rec
 
-    @jax.jit
-    def chunk(params, queue, slots, nxt):
-        (_, _, slots, nxt), recs = jax.lax.scan(body, (params, queue, slots, nxt), None, length=steps)
-        return slots, nxt, recs
+  @jax.jit
+  def chunk(params, queue, slots, nxt):
+    (_, _, slots, nxt), recs = jax.lax.scan(body, (params, queue, slots, nxt), None, length=steps)
+    return slots, nxt, recs
 
-    return chunk
+  return chunk
 
 
 def attack_keys(seed: int, ids, targets) -> np.ndarray:
-    """uint32[M, 2]: the PRNG key of each attack, from (seed, id, target) alone."""
-    base = jax.random.PRNGKey(seed)
-    ids = jnp.asarray(np.asarray(ids, np.uint32))
-    tg = jnp.asarray((np.asarray(targets) + 1).astype(np.uint32))
-    return np.asarray(jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(base, i), t))(ids, tg))
+  """uint32[M, 2]: the PRNG key of each attack, from (seed, id, target) alone."""
+  base = jax.random.PRNGKey(seed)
+  ids = jnp.asarray(np.asarray(ids, np.uint32))
+  tg = jnp.asarray((np.asarray(targets) + 1).astype(np.uint32))
+  return np.asarray(jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(base, i), t))(ids, tg))
 
 
 def process_share(num_attacks: int) -> np.ndarray:
-    """Indices of the attacks this process runs when several processes share a queue
-    (every ``process_count``-th attack, starting at ``process_index``)."""
-    return np.arange(jax.process_index(), num_attacks, jax.process_count())
+  """Indices of the attacks this process runs when several processes share a queue
+  (every ``process_count``-th attack, starting at ``process_index``)."""
+  return np.arange(jax.process_index(), num_attacks, jax.process_count())
 
 
 def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platform: str,
                        incremental: bool = False) -> int:
-    """Slots so that one forward pass is ~1,024 images per CPU device (~4,096
-    with incremental inference, whose per-query work is small enough that
-    larger batches keep the CPU busier: 698 -> 834 queries/s for AllConv from
-    2 to 16 slots on 2 cores), ~16,384 per accelerator."""
-    per_device = (4096 if incremental else 1024) if platform == "cpu" else 16384
-    b = max(1, (per_device * num_devices) // popsize)
-    return max(1, min(b, num_attacks))
+  """Slots so that one forward pass is ~1,024 images per CPU device (~4,096
+  with incremental inference, whose per-query work is small enough that
+  larger batches keep the CPU busier: 698 -> 834 queries/s for AllConv from
+  2 to 16 slots on 2 cores), ~16,384 per accelerator."""
+  per_device = (4096 if incremental else 1024) if platform == "cpu" else 16384
+  b = max(1, (per_device * num_devices) // popsize)
+  return max(1, min(b, num_attacks))
 
 
 # --------------------------------------------------------------------------
@@ -466,168 +365,183 @@ def attack_iter(
     progress: bool = False,
     incremental: bool = True,
 ) -> Iterator[dict]:
-    """Runs attacks and yields one record per attack as soon as it finishes.
+  """Runs attacks and yields one record per attack as soon as it finishes.
 
-    Args: as ``attack``, plus
-      ids: int[N] identities of the attacks' images (default ``arange(N)``);
-        an attack's randomness derives from ``(seed, ids[i], targets[i])``.
-      steps_per_sync: DE generations per host round trip.
-      devices: the devices to shard slots over (default: all local devices).
-        With several processes (``jax.distributed``) each process runs its
-        share of the attacks (``process_share``) and yields only those; the
-        ``index`` of a record still refers to the caller's full inputs.
-      progress: show a tqdm bar.
-      incremental: use the model's ``apply_pixels`` (sparse incremental
-        inference) when it has one (``supports_pixels``); False forces dense
-        forward passes.
-    Yields:
-      dicts with ``index`` (position in the inputs), ``id``, ``label``,
-      ``target`` (None for non-targeted), ``success``, ``predicted``,
-      ``adversarial_prob``, ``true_prob``, ``target_prob``, ``perturbation``
-      ([[x, y, r, g, b], ...]), ``queries``, ``generations``, ``distortion``,
-      ``fitness_history``, ``predicted_history``. Finished attacks come in
-      completion order.
-    Raises:
-      ValueError with a one-line message for bad inputs, or if predict returns
-      NaN/inf mid-run (records already yielded stay valid).
-    """
-    cfg = config
-    if not isinstance(cfg, AttackConfig):
-        raise ValueError(f"config must be an AttackConfig, got {type(cfg).__name__}")
-    images = _check_images(images)
-    n = images.shape[0]
-    labels = _check_labels("labels", labels, n)
-    targets = None if targets is None else _check_labels("targets", targets, n)
-    ids = np.arange(n) if ids is None else _check_labels("ids", ids, n)
-    if n and ids.min() < 0:
-        raise ValueError("ids must be non-negative")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    positions = np.arange(n)
-    if jax.process_count() > 1:
-        # Several processes (jax.distributed): each runs its own share of the queue on its
-        # local devices; an attack's result does not depend on which process runs it.
-        mine = process_share(n)
-        images, labels, ids = images[mine], labels[mine], ids[mine]
-        targets = None if targets is None else targets[mine]
-        n, positions = len(mine), mine
-    if n == 0:
-        return
-    pred = _resolve_predict(predict, images, incremental)
-    c = pred.num_classes
-    if labels.min() < 0 or labels.max() >= c:
-        raise ValueError(f"labels must be in [0, {c}) for a {c}-class model, got values in [{labels.min()}, {labels.max()}]")
-    if targets is not None:
-        if targets.min() < 0 or targets.max() >= c:
-            raise ValueError(f"targets must be in [0, {c}) for a {c}-class model, got values in [{targets.min()}, {targets.max()}]")
-        same = np.flatnonzero(targets == labels)
-        if len(same):
-            raise ValueError(f"target equals the true label for {len(same)} attack(s), first at index {same[0]}")
-    tg = np.full(n, -1) if targets is None else targets
-
-    devices = list(devices or jax.local_devices())
-    if pred.on_host:
-        devices = devices[:1]  # host callables see the whole batch at once
-    ndev = len(devices)
-    b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.pixels_fn is not None)
-    b = ndev * math.ceil(b / ndev)
-    mesh = Mesh(np.asarray(devices), ("slots",))
-    slot_sharding = NamedSharding(mesh, PS("slots"))
-    replicated = NamedSharding(mesh, PS())
-
-    def shard(x):
-        return jax.lax.with_sharding_constraint(x, slot_sharding) if ndev > 1 else x
-
-    h, w = images.shape[1:3]
-    d, p, g = 5 * cfg.pixels, cfg.popsize, cfg.generations
-    queue = jax.device_put(_Queue(images, labels.astype(np.int32), tg.astype(np.int32), attack_keys(seed, ids, tg)),
-                           replicated)
-    first = np.minimum(np.arange(b), n).astype(np.int32)
-    slots = _Slots(
-        attack=first, fresh=np.ones(b, bool),
-        population=np.zeros((b, p, d), np.float32), fitness=np.full((b, p), np.inf, np.float32),
-        best_x=np.zeros((b, d), np.float32), best_fit=np.full(b, np.inf, np.float32),
-        best_probs=np.zeros((b, c), np.float32), generation=np.zeros(b, np.int32), queries=np.zeros(b, np.int32),
-        fitness_history=np.full((b, g + 1), np.nan, np.float32), predicted_history=np.full((b, g + 1), -1, np.int32))
-    slots = jax.device_put(slots, slot_sharding)
-    nxt = jax.device_put(np.int32(min(b, n)), replicated)
-    params = jax.device_put(pred.params, replicated) if pred.params is not None else None
-    chunk = _make_chunk(cfg, pred, shard, int(steps_per_sync))
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, unit="attack", desc=f"{cfg.pixels}-pixel attack", smoothing=0.1)
-    finished = successes = 0
-    try:
-        pending = chunk(params, queue, slots, nxt)
-        while finished < n:
-            slots, nxt, recs = pending
-            pending = chunk(params, queue, slots, nxt)  # dispatched before we wait on `recs`
-            recs = jax.device_get(recs)
-            if recs["nonfinite"].any():
-                raise ValueError(f"predict returned NaN or inf during the attack ({finished} finished attacks were already delivered)")
-            for t, s in zip(*np.nonzero(recs["done"])):
-                rec = _finish(cfg, recs, t, s, images, labels, tg, ids)
-                rec["index"] = int(positions[rec["index"]])
-                finished += 1
-                successes += rec["success"]
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(success=f"{successes / finished:.1%}")
-                yield rec
-    finally:
-        if bar is not None:
-            bar.close()
+  Args: as ``attack``, plus
+    ids: int[N] identities of the attacks' images (default ``arange(N)``);
+      an attack's randomness derives from ``(seed, ids[i], targets[i])``.
+    steps_per_sync: DE generations per host round trip.
+    devices: the devices to shard slots over (default: all local devices).
+      With several processes (``jax.distributed``) each process runs its
+      share of the attacks (``process_share``) and yields only those; the
+      ``index`` of a record still refers to the caller's full inputs.
+    progress: show a tqdm bar.
+    incremental: use the model's ``apply_incremental`` (sparse incremental
+      inference) when it has one (``supports_incremental``); False forces
+      dense forward passes.
+  Yields:
+    one record per attack (``AttackResult.record``: ``id``, ``label``,
+    ``target``, ``success``, ``predicted``, the probabilities,
+    ``perturbation``, ``pixels``, ``popsize``, ``queries``, ``generations``,
+    ``distortion``, the histories) plus ``index``, its position in the
+    inputs. Finished attacks come in completion order.
+  Raises:
+    ValueError with a one-line message for bad inputs, or if predict returns
+    NaN/inf mid-run (records already yielded stay valid).
+  """
+  for positions, done in _batches(predict, images, labels, targets, config, seed, batch_size, ids=ids,
+                                  steps_per_sync=steps_per_sync, devices=devices, progress=progress,
+                                  incremental=incremental):
+    for j in range(len(done)):
+      yield {"index": int(positions[j]), **done.record(j)}
 
 
-def _finish(cfg, recs, t, s, images, labels, targets, ids) -> dict:
-    i = int(recs["attack"][t, s])
-    probs = recs["best_probs"][t, s].astype(np.float64)
-    h, w = images.shape[1:3]
-    pixels = np.asarray(perturb.to_pixels(recs["best_x"][t, s], h, w))
-    predicted = int(np.argmax(probs))
-    target = int(targets[i])
-    success = predicted == target if target >= 0 else predicted != labels[i]
-    return _record_from_arrays(
-        index=i, success=success, predicted=predicted, adversarial_prob=probs[predicted],
-        true_prob=probs[labels[i]], target_prob=probs[target] if target >= 0 else np.nan,
-        perturbation=pixels, queries=recs["queries"][t, s], generations=recs["generation"][t, s],
-        distortion=perturb.distortion(images[i:i + 1], pixels[None])[0], labels=labels[i], targets=target,
-        ids=ids[i], fitness_history=recs["fitness_history"][t, s], predicted_history=recs["predicted_history"][t, s])
+def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids, steps_per_sync, devices,
+             progress, incremental) -> Iterator[tuple[np.ndarray, AttackResult]]:
+  """The attacks that finish between two host syncs: ``(positions int[m] in
+  the inputs, AttackResult of those m attacks)``, in completion order."""
+  cfg = config
+  if not isinstance(cfg, AttackConfig):
+    raise ValueError(f"config must be an AttackConfig, got {type(cfg).__name__}")
+  images = _check_images(images)
+  n = images.shape[0]
+  labels = _check_labels("labels", labels, n)
+  targets = None if targets is None else _check_labels("targets", targets, n)
+  ids = np.arange(n) if ids is None else _check_labels("ids", ids, n)
+  if n and ids.min() < 0:
+    raise ValueError("ids must be non-negative")
+  if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+  positions = np.arange(n)
+  if jax.process_count() > 1:
+    # Several processes (jax.distributed): each runs its own share of the queue on its
+    # local devices; an attack's result does not depend on which process runs it.
+    mine = process_share(n)
+    images, labels, ids = images[mine], labels[mine], ids[mine]
+    targets = None if targets is None else targets[mine]
+    n, positions = len(mine), mine
+  if n == 0:
+    return
+  pred = _resolve_predict(predict, images, incremental)
+  c = pred.num_classes
+  if labels.min() < 0 or labels.max() >= c:
+    raise ValueError(f"labels must be in [0, {c}) for a {c}-class model, got values in [{labels.min()}, {labels.max()}]")
+  if targets is not None:
+    if targets.min() < 0 or targets.max() >= c:
+      raise ValueError(f"targets must be in [0, {c}) for a {c}-class model, got values in [{targets.min()}, {targets.max()}]")
+    same = np.flatnonzero(targets == labels)
+    if len(same):
+      raise ValueError(f"target equals the true label for {len(same)} attack(s), first at index {same[0]}")
+  tg = np.full(n, -1) if targets is None else targets
+
+  devices = list(devices or jax.local_devices())
+  if pred.on_host:
+    devices = devices[:1]  # host callables see the whole batch at once
+  ndev = len(devices)
+  b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.incremental_fn is not None)
+  b = ndev * math.ceil(b / ndev)
+  mesh = Mesh(np.asarray(devices), ("slots",))
+  slot_sharding = NamedSharding(mesh, PS("slots"))
+  replicated = NamedSharding(mesh, PS())
+
+  def shard(x):
+    return jax.lax.with_sharding_constraint(x, slot_sharding) if ndev > 1 else x
+
+  h, w = images.shape[1:3]
+  d, p, g = 5 * cfg.pixels, cfg.popsize, cfg.generations
+  queue = jax.device_put(_Queue(images, labels.astype(np.int32), tg.astype(np.int32), attack_keys(seed, ids, tg)),
+                         replicated)
+  first = np.minimum(np.arange(b), n).astype(np.int32)
+  slots = _Slots(
+      attack=first, fresh=np.ones(b, bool),
+      population=np.zeros((b, p, d), np.float32), fitness=np.full((b, p), np.inf, np.float32),
+      best_x=np.zeros((b, d), np.float32), best_fit=np.full(b, np.inf, np.float32),
+      best_probs=np.zeros((b, c), np.float32), generation=np.zeros(b, np.int32), queries=np.zeros(b, np.int32),
+      fitness_history=np.full((b, g + 1), np.nan, np.float32), predicted_history=np.full((b, g + 1), -1, np.int32))
+  slots = jax.device_put(slots, slot_sharding)
+  nxt = jax.device_put(np.int32(min(b, n)), replicated)
+  params = jax.device_put(pred.params, replicated) if pred.params is not None else None
+  chunk = _make_chunk(cfg, pred, shard, int(steps_per_sync))
+
+  bar = None
+  if progress:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=n, unit="attack", desc=f"{cfg.pixels}-pixel attack", smoothing=0.1)
+  finished = successes = 0
+  try:
+    pending = chunk(params, queue, slots, nxt)
+    while finished < n:
+      slots, nxt, recs = pending
+      pending = chunk(params, queue, slots, nxt)  # dispatched before we wait on `recs`
+      recs = jax.device_get(recs)
+      if recs["nonfinite"].any():
+        raise ValueError(f"predict returned NaN or inf during the attack ({finished} finished attacks were already delivered)")
+      t, s = np.nonzero(recs["done"])
+      if not len(t):
+        continue
+      done = _finished(cfg, {k: v[t, s] for k, v in recs.items() if k != "nonfinite"}, images, labels, tg, ids)
+      finished += len(done)
+      successes += int(done.success.sum())
+      if bar is not None:
+        bar.update(len(done))
+        bar.set_postfix(success=f"{successes / finished:.1%}")
+      yield positions[recs["attack"][t, s]], done
+  finally:
+    if bar is not None:
+      bar.close()
+
+
+def _finished(cfg: AttackConfig, recs: dict, images, labels, targets, ids) -> AttackResult:
+  """AttackResult of m finished slots (``recs``: the step's record arrays at those slots)."""
+  i = recs["attack"]
+  probs = recs["best_probs"].astype(np.float64)  # [m, C]
+  rows = np.arange(len(i))
+  h, w = images.shape[1:3]
+  perturbation = np.asarray(perturb.to_perturbations(recs["best_x"], h, w)).astype(np.int64)
+  predicted = probs.argmax(1)
+  target = targets[i]
+  return AttackResult(
+      success=np.asarray(succeeded(predicted, labels[i], target)), predicted=predicted,
+      adversarial_prob=probs[rows, predicted], true_prob=probs[rows, labels[i]],
+      target_prob=np.where(target >= 0, probs[rows, np.maximum(target, 0)], np.nan), perturbation=perturbation,
+      queries=recs["queries"].astype(np.int64), generations=recs["generation"].astype(np.int64),
+      distortion=perturb.distortion(images[i], perturbation), labels=labels[i], targets=target, ids=ids[i],
+      fitness_history=recs["fitness_history"].astype(np.float64),
+      predicted_history=recs["predicted_history"].astype(np.int64), popsize=np.full(len(i), cfg.popsize))
 
 
 def attack(predict, images, labels, targets=None, config: AttackConfig = AttackConfig(), seed: int = 0,
            batch_size: int | None = None, **kwargs) -> AttackResult:
-    """Runs one DE pixel attack per image and returns all outcomes.
+  """Runs one DE pixel attack per image and returns all outcomes.
 
-    Args:
-      predict: ``images uint8[n, H, W, 3] -> probabilities float[n, C]``: a
-        jittable JAX function (compiled into the attack step), a loaded
-        ``onepixel_jax.models`` model, or any Python callable (NumPy, PyTorch,
-        a remote service), evaluated on the host once per generation.
-      images: uint8[N, H, W, 3] raw pixels, one attack per image.
-      labels: int[N] true labels.
-      targets: int[N] target classes (targeted attacks), or None (non-targeted).
-      config: AttackConfig (defaults: the paper's).
-      seed: the attacks' randomness derives from (seed, image id, target).
-      batch_size: attacks evaluated together per forward pass (slots); None
-        picks about 1,024 images per CPU device or 16,384 per accelerator.
-      **kwargs: ``ids``, ``steps_per_sync``, ``devices``, ``progress`` (default
-        True) as in ``attack_iter``.
-    Returns:
-      AttackResult over the N attacks, in input order.
-    """
-    kwargs.setdefault("progress", True)
-    n = len(np.asarray(labels))
-    records = sorted(attack_iter(predict, images, labels, targets, config, seed, batch_size, **kwargs),
-                     key=lambda r: r["index"])
-    if not records:
-        k, g = config.pixels, config.generations
-        e = np.zeros(0)
-        return AttackResult(e.astype(bool), e.astype(int), e, e, e, np.zeros((0, k, 5), int), e.astype(int),
-                            e.astype(int), e, e.astype(int), e.astype(int), e.astype(int), np.zeros((0, g + 1)),
-                            np.zeros((0, g + 1), int))
-    if jax.process_count() == 1 and len(records) != n:
-        raise RuntimeError(f"internal error: {len(records)} results for {n} attacks")
-    return AttackResult.from_records(records)
+  Args:
+    predict: ``images uint8[n, H, W, 3] -> probabilities float[n, C]``: a
+      jittable JAX function (compiled into the attack step), a loaded
+      ``onepixel_jax.models`` model, or any Python callable (NumPy, PyTorch,
+      a remote service), evaluated on the host once per generation.
+    images: uint8[N, H, W, 3] raw pixels, one attack per image.
+    labels: int[N] true labels.
+    targets: int[N] target classes (targeted attacks), or None (non-targeted).
+    config: AttackConfig (defaults: the paper's).
+    seed: the attacks' randomness derives from (seed, image id, target).
+    batch_size: attacks evaluated together per forward pass (slots); None
+      picks about 1,024 images per CPU device or 16,384 per accelerator.
+    **kwargs: ``ids``, ``steps_per_sync``, ``devices``, ``progress`` (default
+      True) as in ``attack_iter``.
+  Returns:
+    AttackResult over the N attacks, in input order.
+  """
+  kwargs.setdefault("progress", True)
+  options = dict(ids=None, steps_per_sync=2, devices=None, progress=True, incremental=True)
+  unknown = set(kwargs) - set(options)
+  if unknown:
+    raise TypeError(f"attack() got unexpected keyword arguments {sorted(unknown)}")
+  options.update(kwargs)
+  n = len(np.asarray(labels))
+  parts = list(_batches(predict, images, labels, targets, config, seed, batch_size, **options))
+  if not parts:
+    return AttackResult.empty(config.pixels, config.generations)
+  positions = np.concatenate([p for p, _ in parts])
+  if jax.process_count() == 1 and len(positions) != n:
+    raise RuntimeError(f"internal error: {len(positions)} results for {n} attacks")
+  return AttackResult.concatenate([r for _, r in parts]).take(np.argsort(positions, kind="stable"))

@@ -1,49 +1,51 @@
-import os
-import pathlib
-
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import cifar10_path
 
 
 @pytest.fixture
 def key():
-    return jax.random.PRNGKey(0)
-
-
-def cifar10_path():
-    """The CIFAR-10 tarball: $ONEPIXEL_CIFAR10, else ../shared/data beside the repository."""
-    p = os.environ.get("ONEPIXEL_CIFAR10") or str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
-    return p if os.path.exists(p) else None
+  return jax.random.PRNGKey(0)
 
 
 @pytest.fixture
 def cifar10_tarball():
-    p = cifar10_path()
-    if p is None:
-        pytest.skip("CIFAR-10 tarball not found: set ONEPIXEL_CIFAR10 or place ../shared/data/cifar10-jpeg.tar.gz")
-    return p
+  p = cifar10_path()
+  if p is None:
+    pytest.skip("CIFAR-10 tarball not found: set ONEPIXEL_CIFAR10 or place ../shared/data/cifar10-jpeg.tar.gz")
+  return p
 
 
 @pytest.fixture(scope="session")
 def setup(tmp_path_factory):
-    """A random-weights AllConv checkpoint and an image folder labelled with its
-    own predictions, so every image is 'correctly classified' and attacked."""
-    from onepixel_jax import models
-    d = tmp_path_factory.mktemp("job")
-    module = models.create("allconv")
-    variables = models.init_variables(module, jax.random.PRNGKey(0))
-    ckpt = d / "allconv_random.msgpack"
-    models.save_checkpoint(variables, ckpt, {"note": "random weights for tests"})
-    model = models.load("allconv", ckpt)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    pred = np.asarray(model.predict(images)).argmax(1)
-    for i, (im, c) in enumerate(zip(images, pred)):
-        p = d / "data" / "test" / models.CIFAR10_CLASSES[c]
-        p.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(im).save(p / f"{i:04d}.png")
-    return dict(ckpt=str(ckpt), data=str(d / "data"))
+  """A random-weights AllConv checkpoint and an image folder labelled with its
+  own predictions, so every image is 'correctly classified' and attacked."""
+  from onepixel_jax import models
+  d = tmp_path_factory.mktemp("job")
+  module = models.create("allconv")
+  variables = models.init_variables(module, jax.random.PRNGKey(0))
+  ckpt = d / "allconv_random.msgpack"
+  models.save_checkpoint(variables, ckpt, {"note": "random weights for tests"})
+  model = models.load("allconv", ckpt)
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+  pred = np.asarray(model.predict(images)).argmax(1)
+  for i, (im, c) in enumerate(zip(images, pred)):
+    p = d / "data" / "test" / models.CIFAR10_CLASSES[c]
+    p.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(im).save(p / f"{i:04d}.png")
+  return dict(ckpt=str(ckpt), data=str(d / "data"))
+
+
+@pytest.fixture(scope="session")
+def small_result():
+  """``(config, AttackResult)`` of three small attacks on the synthetic two-class
+  classifier: 2 pixels, every generation run; the third image is labelled 1, so
+  its non-targeted attack succeeds by staying at class 0."""
+  import onepixel_jax as op
+  from tests import synthetic as syn
+  cfg = op.AttackConfig(popsize=8, generations=3, pixels=2, early_stop="none")
+  return cfg, op.attack(syn.two_class, syn.random_images(3), np.array([0, 0, 1]), config=cfg, progress=False)

@@ -12,155 +12,113 @@ import pytest
 
 import onepixel_jax as op
 
-H = W = 8
-HOT = (5, 3)  # (x=column, y=row) of the pixel the synthetic classifier watches
-
-
-def redness(x, xp=jnp):
-    p = x[:, HOT[1], HOT[0]].astype(xp.float32) / 255.0
-    return p[:, 0] - 0.5 * p[:, 1] - 0.5 * p[:, 2]
-
-
-def two_class(x):
-    """True class 0 until pixel HOT turns red; P(class 1) rises smoothly with redness."""
-    p1 = jax.nn.sigmoid(8.0 * redness(x) - 2.0)
-    return jnp.stack([1 - p1, p1], axis=-1)
-
-
-def two_class_numpy(x):
-    r = redness(np.asarray(x), np)
-    p1 = 1 / (1 + np.exp(-(8.0 * r - 2.0)))
-    return np.stack([1 - p1, p1], axis=-1).astype(np.float32)
-
-
-def three_class(x):
-    """Class 2 is reached only by making HOT pure blue; class 0 is the clean label."""
-    p = x[:, HOT[1], HOT[0]].astype(jnp.float32) / 255.0
-    blue = p[:, 2] - 0.5 * p[:, 0] - 0.5 * p[:, 1]
-    logits = jnp.stack([jnp.full_like(blue, 1.0), 0.2 * blue, 6.0 * blue], axis=-1)
-    return jax.nn.softmax(logits, axis=-1)
-
-
-def images(n=6, seed=0):
-    rng = np.random.default_rng(seed)
-    im = rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8)
-    im[:, HOT[1], HOT[0]] = 0
-    return im
-
+from tests.synthetic import HOT, H, W, assert_same, three_class, two_class, two_class_numpy
+from tests.synthetic import random_images as images
 
 SMALL = op.AttackConfig(popsize=100, generations=40, early_stop="misclassify")
 
 
-def fields(r):
-    return {k: v for k, v in vars(r).items()}
-
-
-def assert_same(a, b):
-    for k, v in fields(a).items():
-        np.testing.assert_array_equal(v, getattr(b, k), err_msg=k)
-
-
 def test_paper_defaults():
-    c = op.AttackConfig()
-    assert (c.pixels, c.popsize, c.generations, c.F, c.crossover, c.strategy, c.early_stop) == (
-        1, 400, 100, 0.5, None, "rand1", "paper")
-    assert c.max_queries == 40_400
+  c = op.AttackConfig()
+  assert (c.pixels, c.popsize, c.generations, c.F, c.crossover, c.strategy, c.early_stop) == (
+      1, 400, 100, 0.5, None, "rand1", "paper")
+  assert c.max_queries == 40_400
 
 
 def test_finds_the_known_pixel():
-    im = images()
-    r = op.attack(two_class, im, np.zeros(len(im), int), config=SMALL, progress=False)
-    assert r.success.all()
-    assert (r.perturbation[:, 0, :2] == HOT).all()
-    adv = r.adversarial_images(im)
-    assert adv.dtype == np.uint8
-    assert ((adv != im).any(-1).sum(axis=(1, 2)) <= 1).all()
-    probs = np.asarray(two_class(adv))
-    np.testing.assert_array_equal(probs.argmax(1), r.predicted)
-    np.testing.assert_allclose(probs[:, 1], r.adversarial_prob, rtol=1e-5)
-    np.testing.assert_allclose(probs[:, 0], r.true_prob, rtol=1e-5)
-    # Early stop at the first misclassification: fewer queries than the budget.
-    assert (r.queries == SMALL.popsize * (r.generations + 1)).all()
-    assert (r.queries < SMALL.max_queries).all()
+  im = images()
+  r = op.attack(two_class, im, np.zeros(len(im), int), config=SMALL, progress=False)
+  assert r.success.all()
+  assert (r.perturbation[:, 0, :2] == HOT).all()
+  adv = r.adversarial_images(im)
+  assert adv.dtype == np.uint8
+  assert ((adv != im).any(-1).sum(axis=(1, 2)) <= 1).all()
+  probs = np.asarray(two_class(adv))
+  np.testing.assert_array_equal(probs.argmax(1), r.predicted)
+  np.testing.assert_allclose(probs[:, 1], r.adversarial_prob, rtol=1e-5)
+  np.testing.assert_allclose(probs[:, 0], r.true_prob, rtol=1e-5)
+  # Early stop at the first misclassification: fewer queries than the budget.
+  assert (r.queries == SMALL.popsize * (r.generations + 1)).all()
+  assert (r.queries < SMALL.max_queries).all()
 
 
 def test_targeted_attack_reaches_target_and_histories_are_monotone():
-    im = images(4, seed=1)
-    cfg = op.AttackConfig(popsize=100, generations=40)  # paper's stop: target > 0.9
-    r = op.attack(three_class, im, np.zeros(4, int), targets=np.full(4, 2), config=cfg, progress=False)
-    assert r.success.all() and (r.predicted == 2).all()
-    assert ((r.target_prob > 0.9) | (r.generations == 40)).all(), "stops only at the paper's threshold or the budget"
-    np.testing.assert_allclose(r.target_prob, r.adversarial_prob)
-    for fh, g, pt, ph, pred in zip(r.fitness_history, r.generations, r.target_prob, r.predicted_history, r.predicted):
-        seen = fh[: g + 1]
-        assert np.isfinite(seen).all() and np.isnan(fh[g + 1:]).all()
-        assert (np.diff(seen) <= 0).all(), "greedy selection never worsens the best fitness"
-        assert seen[-1] == pytest.approx(-pt, rel=1e-5)
-        assert ph[g] == pred and (ph[g + 1:] == -1).all()
+  im = images(4, seed=1)
+  cfg = op.AttackConfig(popsize=100, generations=40)  # paper's stop: target > 0.9
+  r = op.attack(three_class, im, np.zeros(4, int), targets=np.full(4, 2), config=cfg, progress=False)
+  assert r.success.all() and (r.predicted == 2).all()
+  assert ((r.target_prob > 0.9) | (r.generations == 40)).all(), "stops only at the paper's threshold or the budget"
+  np.testing.assert_allclose(r.target_prob, r.adversarial_prob)
+  for fh, g, pt, ph, pred in zip(r.fitness_history, r.generations, r.target_prob, r.predicted_history, r.predicted):
+    seen = fh[: g + 1]
+    assert np.isfinite(seen).all() and np.isnan(fh[g + 1:]).all()
+    assert (np.diff(seen) <= 0).all(), "greedy selection never worsens the best fitness"
+    assert seen[-1] == pytest.approx(-pt, rel=1e-5)
+    assert ph[g] == pred and (ph[g + 1:] == -1).all()
 
 
 def test_no_early_stop_runs_every_generation():
-    im = images(3)
-    cfg = op.AttackConfig(popsize=16, generations=5, early_stop="none")
-    r = op.attack(two_class, im, np.zeros(3, int), config=cfg, progress=False)
-    assert (r.generations == 5).all() and (r.queries == 16 * 6).all()
+  im = images(3)
+  cfg = op.AttackConfig(popsize=16, generations=5, early_stop="none")
+  r = op.attack(two_class, im, np.zeros(3, int), config=cfg, progress=False)
+  assert (r.generations == 5).all() and (r.queries == 16 * 6).all()
 
 
 def test_batch_size_does_not_change_results():
-    im = images(7)
-    labels = np.zeros(7, int)
-    cfg = op.AttackConfig(popsize=16, generations=6)
-    a = op.attack(two_class, im, labels, config=cfg, batch_size=1, progress=False)
-    b = op.attack(two_class, im, labels, config=cfg, batch_size=16, progress=False)
-    c = op.attack(two_class, im, labels, config=cfg, batch_size=3, steps_per_sync=5, progress=False)
-    assert_same(a, b)
-    assert_same(a, c)
+  im = images(7)
+  labels = np.zeros(7, int)
+  cfg = op.AttackConfig(popsize=16, generations=6)
+  a = op.attack(two_class, im, labels, config=cfg, batch_size=1, progress=False)
+  b = op.attack(two_class, im, labels, config=cfg, batch_size=16, progress=False)
+  c = op.attack(two_class, im, labels, config=cfg, batch_size=3, steps_per_sync=5, progress=False)
+  assert_same(a, b)
+  assert_same(a, c)
 
 
 def test_results_depend_on_seed_id_and_target_only():
-    im = images(6)
-    labels = np.zeros(6, int)
-    cfg = op.AttackConfig(popsize=16, generations=4)
-    full = op.attack(two_class, im, labels, config=cfg, progress=False)
-    # Resuming a subset (as experiments do after a kill) reproduces the same attacks.
-    part = op.attack(two_class, im[3:], labels[3:], config=cfg, ids=np.arange(3, 6), progress=False)
-    np.testing.assert_array_equal(part.perturbation, full.perturbation[3:])
-    other = op.attack(two_class, im, labels, config=cfg, seed=1, progress=False)
-    assert not np.array_equal(other.perturbation, full.perturbation)
+  im = images(6)
+  labels = np.zeros(6, int)
+  cfg = op.AttackConfig(popsize=16, generations=4)
+  full = op.attack(two_class, im, labels, config=cfg, progress=False)
+  # Resuming a subset (as experiments do after a kill) reproduces the same attacks.
+  part = op.attack(two_class, im[3:], labels[3:], config=cfg, ids=np.arange(3, 6), progress=False)
+  np.testing.assert_array_equal(part.perturbation, full.perturbation[3:])
+  other = op.attack(two_class, im, labels, config=cfg, seed=1, progress=False)
+  assert not np.array_equal(other.perturbation, full.perturbation)
 
 
 def test_numpy_callable_works():
-    im = images(3)
-    r = op.attack(two_class_numpy, im, np.zeros(3, int), config=SMALL, progress=False)
-    assert r.success.all() and (r.perturbation[:, 0, :2] == HOT).all()
+  im = images(3)
+  r = op.attack(two_class_numpy, im, np.zeros(3, int), config=SMALL, progress=False)
+  assert r.success.all() and (r.perturbation[:, 0, :2] == HOT).all()
 
 
 def test_streaming_records_are_json_ready():
-    import json
-    im = images(3)
-    recs = list(op.attack_iter(two_class, im, np.zeros(3, int), config=SMALL))
-    assert sorted(r["index"] for r in recs) == [0, 1, 2]
-    json.dumps(recs)
-    assert recs[0]["target"] is None and recs[0]["target_prob"] is None
+  import json
+  im = images(3)
+  recs = list(op.attack_iter(two_class, im, np.zeros(3, int), config=SMALL))
+  assert sorted(r["index"] for r in recs) == [0, 1, 2]
+  json.dumps(recs)
+  assert recs[0]["target"] is None and recs[0]["target_prob"] is None
 
 
 def test_four_devices_match_one_device():
-    script = textwrap.dedent("""
-        import numpy as np, jax, json
-        from tests.test_attack import two_class, images, assert_same
-        import onepixel_jax as op
-        assert jax.local_device_count() == 4
-        im = images(9)
-        cfg = op.AttackConfig(popsize=16, generations=6)
-        one = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, devices=jax.devices()[:1], progress=False)
-        four = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, progress=False)
-        assert_same(one, four)
-        print("OK")
-    """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+  script = textwrap.dedent("""
+      import numpy as np, jax, json
+      from tests.synthetic import two_class, assert_same, random_images as images
+      import onepixel_jax as op
+      assert jax.local_device_count() == 4
+      im = images(9)
+      cfg = op.AttackConfig(popsize=16, generations=6)
+      one = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, devices=jax.devices()[:1], progress=False)
+      four = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, progress=False)
+      assert_same(one, four)
+      print("OK")
+  """)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -179,11 +137,11 @@ def test_four_devices_match_one_device():
     (dict(batch_size=0), "batch_size must be a positive integer"),
 ])
 def test_bad_inputs_raise_clear_errors(kwargs, match):
-    args = dict(predict=two_class, images=images(2), labels=np.zeros(2, int), targets=None)
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=match) as e:
-        op.attack(args.pop("predict"), args.pop("images"), args.pop("labels"), config=SMALL, progress=False, **args)
-    assert "\n" not in str(e.value)
+  args = dict(predict=two_class, images=images(2), labels=np.zeros(2, int), targets=None)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match) as e:
+    op.attack(args.pop("predict"), args.pop("images"), args.pop("labels"), config=SMALL, progress=False, **args)
+  assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -197,38 +155,50 @@ def test_bad_inputs_raise_clear_errors(kwargs, match):
     (dict(early_stop="never"), "early_stop"),
 ])
 def test_bad_config_raises(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        op.AttackConfig(**kwargs)
+  with pytest.raises(ValueError, match=match):
+    op.AttackConfig(**kwargs)
 
 
 def test_nan_mid_attack_is_reported_after_delivering_finished_attacks():
-    calls = {"n": 0}
+  # One slot, attacks of two steps each (initial population + 1 generation): attack 0
+  # finishes at step 2, attack 1 at step 4; from step 5 on (attack 2) predict returns NaN.
+  steps = {"n": 0}
 
-    def flaky(x):
-        calls["n"] += 1
-        p = two_class_numpy(x)
-        if calls["n"] > 3:  # the validation probe and first generations are fine
-            p[:] = np.nan
-        return p
+  def flaky(x):
+    p = two_class_numpy(x)
+    if isinstance(x, np.ndarray) and len(x) == cfg.popsize:  # an attack step (the validation probe has 3 images)
+      steps["n"] += 1
+      if steps["n"] >= 5:
+        p[:] = np.nan
+    return p
 
-    im = images(2)
-    with pytest.raises(ValueError, match="NaN or inf during the attack"):
-        op.attack(flaky, im, np.zeros(2, int), config=op.AttackConfig(popsize=8, generations=10, early_stop="none"),
-                  batch_size=2, steps_per_sync=1, progress=False)
+  cfg = op.AttackConfig(popsize=8, generations=1, early_stop="none")
+  im, labels = images(3), np.zeros(3, int)
+  delivered = []
+  with pytest.raises(ValueError, match=r"NaN or inf during the attack \(2 finished attacks were already delivered\)"):
+    for rec in op.attack_iter(flaky, im, labels, config=cfg, batch_size=1, steps_per_sync=1):
+      delivered.append(rec)
+  assert [r["index"] for r in delivered] == [0, 1]
+  # What was delivered is each finished attack's true outcome: its perturbation, evaluated again.
+  for r in delivered:
+    adv = np.asarray(op.perturb.apply(im[r["index"]], np.asarray(r["perturbation"])))
+    p = two_class_numpy(adv[None])[0]
+    assert r["true_prob"] == pytest.approx(p[0], rel=1e-5) and r["predicted"] == p.argmax()
+    assert r["queries"] == 2 * cfg.popsize and r["generations"] == 1
 
 
 def test_processes_split_the_queue_and_agree_with_one_process(monkeypatch):
-    im = images(5)
-    labels = np.zeros(5, int)
-    cfg = op.AttackConfig(popsize=16, generations=3)
-    whole = op.attack(two_class, im, labels, config=cfg, progress=False)
-    monkeypatch.setattr(jax, "process_count", lambda: 2)
-    got = {}
-    for rank in (0, 1):
-        monkeypatch.setattr(jax, "process_index", lambda rank=rank: rank)
-        for rec in op.attack_iter(two_class, im, labels, config=cfg):
-            assert rec["index"] % 2 == rank
-            got[rec["index"]] = rec["perturbation"]
-    assert sorted(got) == [0, 1, 2, 3, 4]
-    for i, p in got.items():
-        assert p == whole.perturbation[i].tolist()
+  im = images(5)
+  labels = np.zeros(5, int)
+  cfg = op.AttackConfig(popsize=16, generations=3)
+  whole = op.attack(two_class, im, labels, config=cfg, progress=False)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  got = {}
+  for rank in (0, 1):
+    monkeypatch.setattr(jax, "process_index", lambda rank=rank: rank)
+    for rec in op.attack_iter(two_class, im, labels, config=cfg):
+      assert rec["index"] % 2 == rank
+      got[rec["index"]] = rec["perturbation"]
+  assert sorted(got) == [0, 1, 2, 3, 4]
+  for i, p in got.items():
+    assert p == whole.perturbation[i].tolist()

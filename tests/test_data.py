@@ -17,7 +17,7 @@ def test_samples_match_file_names():
   images, labels = data.load_cifar10("samples")
   assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
   assert labels.shape == (20,) and labels.dtype == np.int32
-  names = sorted(f.name for f in data.samples_dir().iterdir()
+  names = sorted(f.name for f in data.samples.samples_dir().iterdir()
                  if re.match(r"^cifar10_\d+_\d+\.png$", f.name))
   assert len(names) == 20
   by_index = {int(n.split("_")[1]): int(n.split("_")[2][:-4]) for n in names}
@@ -106,7 +106,7 @@ def test_loader_errors(tmp_path):
   bad = tmp_path / "bad.tar.gz"
   bad.write_bytes(b"not a tarball")
   with pytest.raises(ValueError, match="bad.tar.gz"):
-    data.load_image_folder(bad, use_cache=False)
+    data.cifar10.load_image_folder(bad, use_cache=False)
 
 
 def test_default_tarball_env(monkeypatch, tmp_path):

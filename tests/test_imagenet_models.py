@@ -11,9 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from onepixel_jax import imagenet, models
+from onepixel_jax import models
+from onepixel_jax.data import imagenet
 from onepixel_jax.models import alexnet, efficientnet
 from onepixel_jax.models.torch_checkpoint import LEGACY_MAGIC, UnsafeCheckpointError, read_state_dict
+from tests.helpers import run_module
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed (optional test extra: "
@@ -147,7 +149,7 @@ def test_efficientnet_top1_on_the_foolbox_imagenet_images():
   model = models.load("efficientnet_lite0")
   assert model.input_size == (224, 224) and model.num_classes == 1000
   assert model.class_names[:2] == ("tench", "goldfish")
-  images, labels = imagenet.load_imagenet("samples", "validation", model.input_size)
+  images, labels = imagenet.load("samples", "validation", model.input_size)
   probs = np.asarray(model.predict(images))
   np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
   correct = int((probs.argmax(1) == labels).sum())
@@ -182,7 +184,7 @@ def test_alexnet_shapes(name, size, count):
 
 
 def test_alexnet_needs_weights():
-  with pytest.raises(ValueError, match="python -m onepixel_jax.models.alexnet"):
+  with pytest.raises(ValueError, match="python -m experiments.convert_alexnet"):
     models.load("alexnet")
 
 
@@ -262,7 +264,8 @@ def test_alexnet_conversion_matches_pytorch(tmp_path, name, variant):
     return
   # The converter CLI writes a checkpoint that loads to the same model.
   out = tmp_path / f"{variant}.msgpack"
-  assert alexnet.main(["--torch", str(path), "--out", str(out)]) == 0
+  proc = run_module("experiments.convert_alexnet", f"--torch={path}", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
   again = models.load(name, out)
   np.testing.assert_array_equal(np.asarray(logits(again.variables, images)), got)
   other = "alexnet_torchvision" if name == "alexnet" else "alexnet"
@@ -273,11 +276,12 @@ def test_alexnet_conversion_matches_pytorch(tmp_path, name, variant):
 @needs_effnet
 def test_imagenet_attack_job(tmp_path):
   """experiments.attack's job on ImageNet: non-targeted, x and y over 224x224 (a tiny budget)."""
-  from onepixel_jax import experiment, results
+  from onepixel_jax import job as job_lib
+  from onepixel_jax import results
   from onepixel_jax.attack import AttackConfig
-  job = experiment.Job(model="efficientnet_lite0", data="samples", num_images=1, targeted=False,
+  job = job_lib.Job(model="efficientnet_lite0", data="samples", num_images=1, targeted=False,
                        config=AttackConfig(popsize=6, generations=1), batch_size=1)
-  s = experiment.run(job, str(tmp_path), progress=False, log=lambda *a: None)
+  s = job_lib.run(job, str(tmp_path), progress=False, log=lambda *a: None)
   recs = results.read(str(tmp_path / "results.jsonl"))
   assert s["num_images"] == len(recs) == 1 and s["clean_accuracy"] == 1.0
   (r,) = recs

@@ -69,7 +69,7 @@ def test_incremental_equals_dense(name, k):
   def both(variables, clean, px):
     images = perturb.apply(clean[:, None], px).reshape(b * p, 32, 32, 3)
     dense = model.logits(variables, images).reshape(b, p, -1)
-    return incremental.logits_pixels(layers, variables, clean, px), dense
+    return incremental.logits_incremental(layers, variables, clean, px), dense
 
   got, dense = both(model.variables, clean, px)
   scale = float(jnp.abs(dense).max())
@@ -100,8 +100,8 @@ def test_description_matches_the_module():
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=0, atol=1e-5 * float(jnp.abs(ref).max()))
 
 
-def test_supports_pixels_only_where_described():
-  assert _model("allconv").supports_pixels
+def test_supports_incremental_only_where_described():
+  assert _model("allconv").supports_incremental
 
   class Tiny(nn.Module):
     @nn.compact
@@ -111,9 +111,21 @@ def test_supports_pixels_only_where_described():
   tiny = Tiny()
   variables = tiny.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3), jnp.uint8), train=False)
   m = models.Model("tiny", tiny, variables, models.CIFAR10_CLASSES, (4, 4))
-  assert not m.supports_pixels
+  assert not m.supports_incremental
   with pytest.raises(NotImplementedError):
-    m.apply_pixels(variables, jnp.zeros((1, 4, 4, 3), jnp.uint8), jnp.zeros((1, 2, 1, 5), jnp.int32))
+    m.apply_incremental(variables, jnp.zeros((1, 4, 4, 3), jnp.uint8), jnp.zeros((1, 2, 1, 5), jnp.int32))
+
+
+def test_old_pixels_names_warn_and_delegate(monkeypatch):
+  model = _model("allconv")
+  with pytest.warns(DeprecationWarning, match="supports_incremental"):
+    assert model.supports_pixels
+  calls = []
+  monkeypatch.setattr(models.Model, "apply_incremental", lambda self, *a: calls.append(a) or "probs")
+  with pytest.warns(DeprecationWarning, match="apply_incremental"):
+    assert model.apply_pixels("variables", "clean", "perturbations") == "probs"
+  assert calls == [("variables", "clean", "perturbations")]
+  assert incremental.apply_pixels is incremental.apply_incremental  # the module-level alias
 
 
 @pytest.mark.parametrize("shape", [
@@ -161,7 +173,7 @@ def test_attack_incremental_equals_dense():
   labels = np.asarray(model.predict(images)).argmax(1)
   cfg = AttackConfig(popsize=12, generations=3, early_stop="none")
   kw = dict(config=cfg, seed=0, batch_size=2, progress=False)
-  assert model.supports_pixels
+  assert model.supports_incremental
   inc = attack(model, images, labels, **kw)
   dense = attack(model, images, labels, incremental=False, **kw)
   np.testing.assert_array_equal(inc.perturbation, dense.perturbation)

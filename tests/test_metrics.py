@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from onepixel_jax import metrics
+from onepixel_jax.paper import metrics
 
 
 def rec(id, label, target, success, prob=0.5, queries=400, distortion=100.0, predicted=None):
-    if predicted is None:
-        predicted = target if success and target is not None else label
-    return dict(id=id, label=label, target=target, success=success, adversarial_prob=prob, queries=queries,
-                distortion=distortion, predicted=predicted)
+  if predicted is None:
+    predicted = target if success and target is not None else label
+  return dict(id=id, label=label, target=target, success=success, adversarial_prob=prob, queries=queries,
+              distortion=distortion, predicted=predicted)
 
 
 # Image 0 (cat=3): reaches dog and frog; image 1 (ship=8): reaches airplane; image 2 (dog=5): nothing.
@@ -23,42 +23,42 @@ RECORDS = (
 
 
 def test_targeted_success_is_per_pair():
-    assert metrics.success_rate(RECORDS) == pytest.approx(3 / 27)
+  assert metrics.success_rate(RECORDS) == pytest.approx(3 / 27)
 
 
 def test_nontargeted_success_from_targeted_runs():
-    # Images 0 and 1 were sent to some other class; image 2 was not.
-    assert metrics.nontargeted_from_targeted(RECORDS) == pytest.approx(2 / 3)
+  # Images 0 and 1 were sent to some other class; image 2 was not.
+  assert metrics.nontargeted_from_targeted(RECORDS) == pytest.approx(2 / 3)
 
 
 def test_confidence_averages_successes_only():
-    assert metrics.confidence(RECORDS) == pytest.approx((0.9 + 0.6 + 0.7) / 3)
-    assert np.isnan(metrics.confidence([r for r in RECORDS if not r["success"]]))
+  assert metrics.confidence(RECORDS) == pytest.approx((0.9 + 0.6 + 0.7) / 3)
+  assert np.isnan(metrics.confidence([r for r in RECORDS if not r["success"]]))
 
 
 def test_targets_histogram():
-    h = metrics.targets_histogram(RECORDS)
-    assert h.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]  # one image each at 0, 1 and 2 targets
-    assert h.sum() == 3
+  h = metrics.targets_histogram(RECORDS)
+  assert h.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]  # one image each at 0, 1 and 2 targets
+  assert h.sum() == 3
 
 
 def test_pair_counts():
-    m = metrics.pair_counts(RECORDS)
-    expected = np.zeros((10, 10), int)
-    expected[3, 5] = expected[3, 6] = expected[8, 0] = 1
-    np.testing.assert_array_equal(m, expected)
-    # Non-targeted records count toward the class they were sent to.
-    nt = [rec(0, 3, None, True, predicted=5), rec(1, 3, None, False)]
-    assert metrics.pair_counts(nt)[3, 5] == 1 and metrics.pair_counts(nt).sum() == 1
+  m = metrics.pair_counts(RECORDS)
+  expected = np.zeros((10, 10), int)
+  expected[3, 5] = expected[3, 6] = expected[8, 0] = 1
+  np.testing.assert_array_equal(m, expected)
+  # Non-targeted records count toward the class they were sent to.
+  nt = [rec(0, 3, None, True, predicted=5), rec(1, 3, None, False)]
+  assert metrics.pair_counts(nt)[3, 5] == 1 and metrics.pair_counts(nt).sum() == 1
 
 
 def test_evaluations_and_distortion():
-    assert metrics.mean_queries(RECORDS) == pytest.approx((2 * 800 + 7 * 40400 + 1200 + 8 * 40400 + 9 * 400) / 27)
-    assert metrics.mean_distortion(RECORDS) == pytest.approx((120 + 120 + 100) / 3)  # successes only
-    assert metrics.mean_distortion(RECORDS, successful_only=False) == pytest.approx(
-        (2 * 120 + 7 * 10 + 9 * 100 + 9 * 100) / 27)
+  assert metrics.mean_queries(RECORDS) == pytest.approx((2 * 800 + 7 * 40400 + 1200 + 8 * 40400 + 9 * 400) / 27)
+  assert metrics.mean_distortion(RECORDS) == pytest.approx((120 + 120 + 100) / 3)  # successes only
+  assert metrics.mean_distortion(RECORDS, successful_only=False) == pytest.approx(
+      (2 * 120 + 7 * 10 + 9 * 100 + 9 * 100) / 27)
 
 
 def test_summary_of_nothing_is_nan_not_an_error():
-    s = metrics.summary([])
-    assert s["num_attacks"] == 0 and np.isnan(s["success_rate"])
+  s = metrics.summary([])
+  assert s["num_attacks"] == 0 and np.isnan(s["success_rate"])

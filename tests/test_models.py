@@ -126,9 +126,57 @@ def test_checkpoint_round_trip(allconv, tmp_path, dtype):
 
 
 def test_bundled_checkpoint_from_weights_dir(allconv, tmp_path, monkeypatch):
-  models.save_checkpoint(allconv.variables, tmp_path / "allconv.msgpack")
+  models.save_checkpoint(allconv.variables, tmp_path / "allconv.msgpack")  # float16 on disk
   monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path)
-  assert models.load("allconv").name == "allconv"
+  loaded = models.load("allconv")  # no path: the bundled weights, i.e. those in WEIGHTS_DIR
+  want = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float16).astype(np.float32), allconv.variables)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, want, loaded.variables)
+  assert loaded.class_names == models.CIFAR10_CLASSES and loaded.class_names[3] == "cat"
+
+
+# --------------------------------------------------------------------------
+# predict composes with JAX transformations (the bundled, trained AllConv).
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained():
+  from onepixel_jax import data
+  images, labels = data.load_cifar10("samples")
+  return models.load("allconv"), images[:4], labels[:4]
+
+
+def test_predict_under_jit_equals_predict(trained):
+  model, images, _ = trained
+  want = np.asarray(model.predict(images))
+  np.testing.assert_allclose(np.asarray(jax.jit(model.predict)(images)), want, rtol=1e-5, atol=1e-6)
+  # Inside a larger jitted function, on a traced uint8 batch.
+  top = jax.jit(lambda x: model.predict(x).argmax(-1))(jnp.asarray(images))
+  np.testing.assert_array_equal(np.asarray(top), want.argmax(-1))
+
+
+def test_predict_under_vmap_equals_predict(trained):
+  model, images, _ = trained
+  want = np.asarray(model.predict(images))
+  got = jax.vmap(model.predict)(images[:, None])  # each image a batch of one
+  assert got.shape == (4, 1, 10)
+  np.testing.assert_allclose(np.asarray(got)[:, 0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_of_a_class_probability_matches_finite_differences(trained):
+  model, images, labels = trained
+  x = images[:1].astype(np.float32)
+  y = int(labels[0])
+  p_true = lambda im: model.predict(im)[0, y]  # noqa: E731
+  g = np.asarray(jax.grad(p_true)(x))
+  assert g.shape == x.shape and np.isfinite(g).all() and np.abs(g).max() > 0
+  # Float images in [0, 255] are read as uint8 ones are.
+  assert float(p_true(x)) == pytest.approx(float(model.predict(images[:1])[0, y]), rel=1e-5)
+  # The directional derivative along the gradient's own direction, by central differences.
+  v = g / np.linalg.norm(g)
+  h = 0.5
+  fd = (float(p_true(x + h * v)) - float(p_true(x - h * v))) / (2 * h)
+  assert fd == pytest.approx(float(np.sum(g * v)), rel=0.05)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

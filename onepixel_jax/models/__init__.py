@@ -31,15 +31,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from onepixel_jax.data import imagenet as _imagenet
+from onepixel_jax.data.cifar10 import CIFAR10_CLASSES
+from onepixel_jax.data.samples import sha256_file
 from onepixel_jax.models import alexnet as _alexnet
 from onepixel_jax.models import efficientnet as _efficientnet
 from onepixel_jax.models.alexnet import AlexNet
 from onepixel_jax.models.base import Model
 from onepixel_jax.models.cifar import AllConv, NiN, VGG16
 from onepixel_jax.models.efficientnet import EfficientNetLite0
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                   "frog", "horse", "ship", "truck")
 
 WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "weights"
 
@@ -88,14 +88,6 @@ def init_variables(module: nn.Module, rng: jax.Array,
   """Random ``{'params', 'batch_stats'}`` for ``module`` (float32)."""
   x = jnp.zeros((1, *input_size, 3), jnp.uint8)
   return dict(module.init({"params": rng}, x, train=False))
-
-
-def sha256_file(path) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
 
 
 def _abstract_variables(module: nn.Module, input_size=(32, 32)):
@@ -180,7 +172,6 @@ def load(name: str, checkpoint: str | os.PathLike | None = None) -> Model:
 
 
 def _load_imagenet(name: str, module: nn.Module, checkpoint) -> Model:
-  from onepixel_jax import imagenet
   size = INPUT_SIZES[name]
   path = None if checkpoint is None else pathlib.Path(checkpoint)
   if path is not None and not path.is_file():
@@ -193,7 +184,7 @@ def _load_imagenet(name: str, module: nn.Module, checkpoint) -> Model:
     variant = "bvlc" if name == "alexnet" else "torchvision"
     raise ValueError(
         f"no {variant} AlexNet weights ship with onepixel_jax; convert a PyTorch state dict with "
-        f"`python -m onepixel_jax.models.alexnet --torch=alexnet.pth --out=alexnet.msgpack` and pass "
+        f"`python -m experiments.convert_alexnet --torch=alexnet.pth --out=alexnet.msgpack` and pass "
         f"checkpoint='alexnet.msgpack' (or the .pth itself)")
   else:
     want = "bvlc" if name == "alexnet" else "torchvision"
@@ -202,7 +193,7 @@ def _load_imagenet(name: str, module: nn.Module, checkpoint) -> Model:
       other = "alexnet" if variant == "bvlc" else "alexnet_torchvision"
       raise ValueError(f"{path} holds a {variant} AlexNet; load it as {other!r}, not {name!r}")
   variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), variables)
-  return Model(name=name, module=module, variables=variables, class_names=imagenet.class_names(),
+  return Model(name=name, module=module, variables=variables, class_names=_imagenet.class_names(),
                input_size=size)
 
 

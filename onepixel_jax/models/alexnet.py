@@ -19,7 +19,7 @@ with a converter from a PyTorch state dict.
 Both return logits ``float32[N, 1000]``. No AlexNet weights ship with this
 project; convert a state dict you have::
 
-    python -m onepixel_jax.models.alexnet --torch=alexnet.pth --out=alexnet.msgpack
+    python -m experiments.convert_alexnet --torch=alexnet.pth --out=alexnet.msgpack
 
 then ``models.load("alexnet", checkpoint="alexnet.msgpack")`` (BVLC shapes) or
 ``models.load("alexnet_torchvision", checkpoint=...)`` (torchvision shapes);
@@ -28,10 +28,8 @@ then ``models.load("alexnet", checkpoint="alexnet.msgpack")`` (BVLC shapes) or
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -185,25 +183,6 @@ def load_torch_weights(path: str | os.PathLike, variant: str | None = None) -> t
   return variant, convert_state_dict(sd, variant)
 
 
-def main(argv=None) -> int:
-  ap = argparse.ArgumentParser(prog="python -m onepixel_jax.models.alexnet",
-                               description="Convert a PyTorch AlexNet state dict to a Flax checkpoint.")
-  ap.add_argument("--torch", required=True, help="the .pth state dict (torchvision layout)")
-  ap.add_argument("--out", required=True, help="the .msgpack to write (a .json with its sha256 beside it)")
-  args = ap.parse_args(argv)
-  from onepixel_jax.models import save_checkpoint
-  try:
-    variant, variables = load_torch_weights(args.torch)
-    digest = save_checkpoint(variables, args.out, {"source": os.path.basename(args.torch), "variant": variant},
-                             dtype=np.float32)
-  except (ValueError, OSError) as e:
-    print(f"error: {e}".splitlines()[0], file=sys.stderr)
-    return 1
-  name = "alexnet" if variant == "bvlc" else "alexnet_torchvision"
-  print(f"wrote {args.out} ({variant} AlexNet, sha256 {digest[:12]}...); "
-        f"use models.load({name!r}, checkpoint={args.out!r})")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+if __name__ == "__main__":  # the converter moved to an entry point in this release
+  raise SystemExit("the AlexNet converter moved: python -m experiments.convert_alexnet --torch=alexnet.pth "
+                   "--out=alexnet.msgpack")

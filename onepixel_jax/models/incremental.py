@@ -308,20 +308,20 @@ def window_sizes(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32),
   return out
 
 
-def logits_pixels(layers: Sequence[Layer], variables, clean_images, pixels,
-                  dense_fraction: float = DENSE_FRACTION):
-  """Logits of every candidate, recomputing only the windows its pixels reach.
+def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturbations,
+                       dense_fraction: float = DENSE_FRACTION):
+  """Logits of every perturbed image, recomputing only the windows its changed pixels reach.
 
   Args:
     layers: the network's description (``describe``).
     clean_images: uint8[B, H, W, 3].
-    pixels: int[B, P, k, 5] valid (x, y, r, g, b) tuples (``perturb.to_pixels``).
+    perturbations: int[B, P, k, 5] valid (x, y, r, g, b) tuples (``perturb.to_perturbations``).
     dense_fraction: see ``DENSE_FRACTION``; 0 computes everything dense.
   Returns:
     float32[B, P, C], equal to the dense model's logits on
-    ``perturb.apply(clean_images[:, None], pixels)`` to float tolerance.
+    ``perturb.apply(clean_images[:, None], perturbations)`` to float tolerance.
   """
-  pixels = jnp.asarray(pixels).astype(jnp.int32)
+  pixels = jnp.asarray(perturbations).astype(jnp.int32)
   b, p, k = pixels.shape[:3]
   clean = cifar.preprocess(clean_images)                                 # [B, H, W, 3]
   values = cifar.preprocess(pixels[..., 2:5])[:, :, :, None, None, :]    # [B, P, k, 1, 1, 3]
@@ -340,7 +340,12 @@ def logits_pixels(layers: Sequence[Layer], variables, clean_images, pixels,
   return x.astype(jnp.float32).reshape(b, p, -1)
 
 
-def apply_pixels(layers: Sequence[Layer], variables, clean_images, pixels,
-                 dense_fraction: float = DENSE_FRACTION):
-  """float32[B, P, C] softmax probabilities of ``logits_pixels``."""
-  return jax.nn.softmax(logits_pixels(layers, variables, clean_images, pixels, dense_fraction), axis=-1)
+def apply_incremental(layers: Sequence[Layer], variables, clean_images, perturbations,
+                      dense_fraction: float = DENSE_FRACTION):
+  """float32[B, P, C] softmax probabilities of ``logits_incremental``."""
+  return jax.nn.softmax(logits_incremental(layers, variables, clean_images, perturbations, dense_fraction), axis=-1)
+
+
+# Deprecated names (until the next release).
+logits_pixels = logits_incremental
+apply_pixels = apply_incremental

@@ -1,8 +1,8 @@
-"""CIFAR-10 loaders (ImageNet: :mod:`onepixel_jax.imagenet`, reached through
-:func:`load_for_model`). Every loader returns ``(images, labels)``:
+"""CIFAR-10 loaders. Every loader returns ``(images, labels)``:
 ``images: uint8[N, 32, 32, 3]`` (RGB) and ``labels: int32[N]``.
 
-Sources (one entry point, :func:`load_cifar10`):
+Sources (one entry point, :func:`load`; ``onepixel_jax.data.load`` picks it
+for a 10-class model):
 
 - ``"samples"``: the 20 lossless CIFAR-10 test images (the first 20 of the
   original test set) that the ``foolbox`` wheel ships as
@@ -11,7 +11,7 @@ Sources (one entry point, :func:`load_cifar10`):
   imported lazily; downloads on first use).
 - a path: an image-folder tree ``<root>/<split>/<class>/*.jpg|png`` or its
   ``.tar.gz`` (the layout of ``../shared/data/cifar10-jpeg.tar.gz``). Images
-  are returned **class-major** (classes in :data:`CIFAR10_CLASSES` order, then
+  are returned **class-major** (classes in :data:`CLASSES` order, then
   files sorted by name), which for that tarball keeps the original test-set
   order within each class. Decoded arrays are cached as ``.npz`` under
   ``$ONEPIXEL_CACHE`` (default ``~/.cache/onepixel_jax``), keyed by the
@@ -23,9 +23,7 @@ The data location is never hard-coded: :func:`default_tarball` reads
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import io
 import os
 import pathlib
 import re
@@ -34,8 +32,14 @@ import tempfile
 
 import numpy as np
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                   "frog", "horse", "ship", "truck")
+from onepixel_jax.data import samples
+from onepixel_jax.data.samples import decode as _decode
+from onepixel_jax.data.samples import sha256_file
+
+# The ten CIFAR-10 class names, index = label (the one copy in the package).
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
+           "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = CLASSES
 
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
 _SAMPLE_RE = re.compile(r"^cifar10_(\d+)_(\d+)\.png$")
@@ -46,20 +50,13 @@ def default_tarball() -> pathlib.Path:
   env = os.environ.get("ONEPIXEL_CIFAR10")
   if env:
     return pathlib.Path(env).expanduser()
-  repo = pathlib.Path(__file__).resolve().parent.parent
+  repo = pathlib.Path(__file__).resolve().parents[2]
   return repo.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("ONEPIXEL_CACHE",
                                      pathlib.Path.home() / ".cache" / "onepixel_jax"))
-
-
-def _decode(data: bytes) -> np.ndarray:
-  from PIL import Image
-  with Image.open(io.BytesIO(data)) as im:
-    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-  return arr
 
 
 def _stack(items, path) -> tuple[np.ndarray, np.ndarray]:
@@ -74,10 +71,10 @@ def _stack(items, path) -> tuple[np.ndarray, np.ndarray]:
 
 def _class_index(name: str, path) -> int:
   try:
-    return CIFAR10_CLASSES.index(name)
+    return CLASSES.index(name)
   except ValueError:
     raise ValueError(f"unknown class folder {name!r} in {path}; expected one of "
-                     f"{', '.join(CIFAR10_CLASSES)}") from None
+                     f"{', '.join(CLASSES)}") from None
 
 
 def _split_members(parts: list[str], split: str):
@@ -119,14 +116,6 @@ def _read_folder(path: pathlib.Path, split: str):
   return _stack(items, root)
 
 
-def _file_sha256(path: pathlib.Path) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def load_image_folder(path, split: str = "test", use_cache: bool = True):
   """CIFAR-10 from an image-folder tree or its .tar(.gz); see module docstring."""
   path = pathlib.Path(path).expanduser()
@@ -137,7 +126,7 @@ def load_image_folder(path, split: str = "test", use_cache: bool = True):
     return _read_folder(path, split)
   cache = None
   if use_cache:
-    cache = cache_dir() / f"cifar10-{_file_sha256(path)[:16]}-{split}.npz"
+    cache = cache_dir() / f"cifar10-{sha256_file(path)[:16]}-{split}.npz"
     if cache.is_file():
       try:
         with np.load(cache) as z:
@@ -157,29 +146,10 @@ def load_image_folder(path, split: str = "test", use_cache: bool = True):
   return images, labels
 
 
-def samples_dir() -> pathlib.Path:
-  spec = importlib.util.find_spec("foolbox")
-  if spec is None or not spec.submodule_search_locations:
-    raise ValueError("the 'samples' source needs the foolbox package "
-                     "(pip install foolbox==3.3.4), which ships the images")
-  return pathlib.Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
 def load_samples():
   """The 20 lossless CIFAR-10 test images shipped in foolbox's wheel,
   in original test-set order (file index NN)."""
-  d = samples_dir()
-  found = []
-  for f in d.iterdir():
-    m = _SAMPLE_RE.match(f.name)
-    if m:
-      found.append((int(m.group(1)), int(m.group(2)), f))
-  if not found:
-    raise ValueError(f"no cifar10_NN_LABEL.png files in {d}")
-  found.sort()
-  images = np.stack([_decode(f.read_bytes()) for _, _, f in found])
-  labels = np.asarray([lab for _, lab, _ in found], np.int32)
-  return images, labels
+  return samples.load(_SAMPLE_RE, _decode)
 
 
 def load_tfds(split: str = "test", data_dir=None):
@@ -205,7 +175,7 @@ def load_tfds(split: str = "test", data_dir=None):
   return np.asarray(images, np.uint8), np.asarray(labels, np.int32)
 
 
-def load_cifar10(source="samples", split: str = "test"):
+def load(source="samples", split: str = "test"):
   """``(uint8[N, 32, 32, 3], int32[N])`` from "samples" | "tfds" | a path."""
   if split not in ("train", "test"):
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -218,12 +188,4 @@ def load_cifar10(source="samples", split: str = "test"):
   return load_image_folder(source, split)
 
 
-def load_for_model(source, split: str, model):
-  """Images and labels for a model that is not a CIFAR-10 network: for the
-  1000-class ImageNet models, :func:`onepixel_jax.imagenet.load_imagenet` at
-  the model's input size (resized and centre-cropped; "test" means ImageNet's
-  validation split)."""
-  if model.num_classes != 1000:
-    raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
-  from onepixel_jax import imagenet
-  return imagenet.load_imagenet(source, split, tuple(model.input_size))
+load_cifar10 = load  # the name the README's library example uses

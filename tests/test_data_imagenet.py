@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onepixel_jax import data, imagenet
+from onepixel_jax import data
+from onepixel_jax.data import imagenet
 
 
 def test_class_metadata():
@@ -29,16 +30,16 @@ def test_resize_center_crop_keeps_the_centre():
 
 
 def test_samples():
-  images, labels = imagenet.load_imagenet("samples", "test", (224, 224))
+  images, labels = imagenet.load("samples", "test", (224, 224))
   assert images.shape == (20, 224, 224, 3) and images.dtype == np.uint8
-  names = sorted(f.name for f in data.samples_dir().iterdir() if f.name.startswith("imagenet_"))
+  names = sorted(f.name for f in data.samples.samples_dir().iterdir() if f.name.startswith("imagenet_"))
   want = {int(n.split("_")[1]): int(n.split("_")[2][:-4]) for n in names}
   assert labels.dtype == np.int32 and labels.tolist() == [want[i] for i in range(20)]
   assert imagenet.load_samples((227, 227))[0].shape == (20, 227, 227, 3)
   with pytest.raises(ValueError, match="validation images only"):
-    imagenet.load_imagenet("samples", "train")
+    imagenet.load("samples", "train")
   with pytest.raises(ValueError, match="split"):
-    imagenet.load_imagenet("samples", "val2")
+    imagenet.load("samples", "val2")
 
 
 def _save(path, seed, size=(40, 30)):
@@ -52,7 +53,7 @@ def test_folder_of_class_folders(tmp_path):
   _save(root / "val" / "n01443537" / "b.png", 0)        # goldfish, 1
   _save(root / "val" / "n01443537" / "a.png", 1)
   _save(root / "val" / "7" / "c.png", 2)                # a numeric class id
-  images, labels = imagenet.load_imagenet(str(root), "validation", (32, 32))
+  images, labels = imagenet.load(str(root), "validation", (32, 32))
   assert isinstance(images, imagenet.LazyImages) and images.shape == (3, 32, 32, 3)
   assert labels.tolist() == [1, 1, 7]                   # class-major, files by name
   want = imagenet.resize_center_crop((root / "val" / "n01443537" / "a.png").read_bytes(), (32, 32))
@@ -63,7 +64,7 @@ def test_folder_of_class_folders(tmp_path):
     images[3]
   _save(root / "val" / "unicorn" / "x.png", 3)
   with pytest.raises(ValueError, match="unknown class folder 'unicorn'"):
-    imagenet.load_imagenet(root, "validation", (32, 32))
+    imagenet.load(root, "validation", (32, 32))
 
 
 def test_flat_validation_folder(tmp_path):
@@ -74,7 +75,7 @@ def test_flat_validation_folder(tmp_path):
   assert labels.tolist() == [65, 970]  # the official ground truth of val images 1 and 2
   assert images[0].shape == (16, 16, 3)
   with pytest.raises(FileNotFoundError):
-    imagenet.load_imagenet(tmp_path / "nope")
+    imagenet.load(tmp_path / "nope")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow_datasets") is None,
@@ -82,7 +83,7 @@ def test_flat_validation_folder(tmp_path):
 def test_tfds(tmp_path):
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=4):
-    images, labels = imagenet.load_imagenet("tfds", "test", (24, 24))
+    images, labels = imagenet.load("tfds", "test", (24, 24))
     assert len(images) == len(labels) == 4 and images.shape == (4, 24, 24, 3)
     x, y = images[np.array([3, 1])], labels[np.array([3, 1])]
   assert x.dtype == np.uint8 and y.dtype == np.int32 and y.min() >= 0 and y.max() < 1000
@@ -90,10 +91,14 @@ def test_tfds(tmp_path):
     imagenet.load_tfds("validation", data_dir=tmp_path)
 
 
-def test_experiment_dispatch_to_imagenet():
-  from onepixel_jax import experiment
+def test_data_load_picks_the_dataset_by_the_models_classes():
   model = types.SimpleNamespace(name="m", num_classes=1000, input_size=(227, 227))
-  images, labels = experiment.load_data("samples", "test", model)
+  images, labels = data.load("samples", "test", model)
   assert images.shape == (20, 227, 227, 3) and labels.shape == (20,)
+  np.testing.assert_array_equal(labels, imagenet.load_samples((227, 227))[1])
+  cifar = types.SimpleNamespace(name="c", num_classes=10, input_size=(32, 32))
+  np.testing.assert_array_equal(data.load("samples", "test", cifar)[1], data.load_cifar10("samples")[1])
   with pytest.raises(ValueError, match="no dataset loader"):
-    data.load_for_model("samples", "test", types.SimpleNamespace(name="m", num_classes=7, input_size=(8, 8)))
+    data.load("samples", "test", types.SimpleNamespace(name="m", num_classes=7, input_size=(8, 8)))
+  with pytest.raises(ValueError, match=r"the data's images are \(32, 32\) but c expects \(64, 64\)"):
+    data.load("samples", "test", types.SimpleNamespace(name="c", num_classes=10, input_size=(64, 64)))

@@ -42,6 +42,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from onepixel_jax.data import samples
+
 NUM_CLASSES = 1000
 RESIZE = 256  # shorter side before the centre crop (224/256 = 0.875, the usual eval crop)
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
@@ -49,7 +51,7 @@ _SAMPLE_RE = re.compile(r"^imagenet_(\d+)_(\d+)\.jpg$")
 _VAL_RE = re.compile(r"^ILSVRC2012_val_\d{8}\.(jpe?g|png)$", re.IGNORECASE)
 
 __all__ = ["NUM_CLASSES", "RESIZE", "LazyImages", "LazyLabels", "class_names", "wnids", "resize_center_crop",
-           "load_samples", "load_image_folder", "load_tfds", "load_imagenet"]
+           "load_samples", "load_image_folder", "load_tfds", "load", "load_imagenet"]
 
 
 # --------------------------------------------------------------------------
@@ -174,13 +176,7 @@ class LazyImages:
 
 def load_samples(size: Sequence[int] = (224, 224)):
   """The 20 ImageNet validation images shipped in foolbox's wheel, in file-index order."""
-  from onepixel_jax.data import samples_dir
-  d = samples_dir()
-  found = sorted((int(m.group(1)), int(m.group(2)), f) for f in d.iterdir() if (m := _SAMPLE_RE.match(f.name)))
-  if not found:
-    raise ValueError(f"no imagenet_NN_LABEL.jpg files in {d}")
-  images = np.stack([resize_center_crop(f.read_bytes(), size) for _, _, f in found])
-  return images, np.asarray([lab for _, lab, _ in found], np.int32)
+  return samples.load(_SAMPLE_RE, lambda b: resize_center_crop(b, size))
 
 
 def _split_dir(root: pathlib.Path, split: str) -> pathlib.Path:
@@ -297,7 +293,7 @@ class LazyLabels:
     return a if dtype is None else a.astype(dtype)
 
 
-def load_imagenet(source="samples", split: str = "validation", size: Sequence[int] = (224, 224)):
+def load(source="samples", split: str = "validation", size: Sequence[int] = (224, 224)):
   """``(images, labels)`` at ``size`` from "samples" | "tfds" | a folder path."""
   if split == "test":
     split = "validation"
@@ -310,3 +306,6 @@ def load_imagenet(source="samples", split: str = "validation", size: Sequence[in
   if source == "tfds":
     return load_tfds(split, size)
   return load_image_folder(source, split, size)
+
+
+load_imagenet = load

@@ -1,0 +1,68 @@
+"""Images and labels for a model, and the paper's seeded draw of them.
+
+* :func:`load` ``(source, split, model)``: the model's dataset at the model's
+  input size, ``(images uint8[N, H, W, 3], labels int32[N])``: CIFAR-10
+  (:mod:`onepixel_jax.data.cifar10`) for 10-class models, ImageNet-1k
+  (:mod:`onepixel_jax.data.imagenet`, resized and centre-cropped) for
+  1000-class ones. ``source`` is ``"samples"`` (:mod:`onepixel_jax.data.samples`,
+  offline), ``"tfds"`` or a path.
+* :func:`draw`: the paper's protocol draws images at random (fixed seed).
+* :func:`classify`: clean probabilities, to keep the correctly classified
+  images (the only ones the paper attacks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onepixel_jax.data import cifar10, imagenet, samples
+from onepixel_jax.data.cifar10 import CIFAR10_CLASSES, default_tarball, load_cifar10
+from onepixel_jax.data.samples import sha256_file
+
+__all__ = ["load", "draw", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
+           "cifar10", "imagenet", "samples"]
+
+
+def load(source, split: str, model):
+  """``(images, labels)`` of the dataset ``model`` classifies, at its input size.
+
+  Args:
+    source: "samples", "tfds", or a path (folder or tarball).
+    split: "test" (ImageNet: its validation split) or "train".
+    model: a loaded model (``num_classes``, ``input_size``, ``name``).
+  Raises:
+    ValueError with one line: no dataset for the model's classes, images of
+    another size than the model takes, or a bad source.
+  """
+  if model.num_classes == 10:
+    images, labels = cifar10.load(source, split)
+  elif model.num_classes == imagenet.NUM_CLASSES:
+    images, labels = imagenet.load(source, split, tuple(model.input_size))
+  else:
+    raise ValueError(f"no dataset loader for model {model.name!r} with {model.num_classes} classes")
+  if tuple(images.shape[1:3]) != tuple(model.input_size):
+    raise ValueError(f"the data's images are {tuple(images.shape[1:3])} but {model.name} expects "
+                     f"{tuple(model.input_size)}")
+  return images, labels
+
+
+def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
+  """int[num_images]: sorted dataset indices drawn at random with ``seed``; all if None."""
+  if num_images is None:
+    return np.arange(num_available)
+  if num_images < 1:
+    raise ValueError(f"num_images must be >= 1, got {num_images}")
+  if num_images > num_available:
+    raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
+  return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
+
+
+def classify(model, images, batch: int = 500) -> np.ndarray:
+  """float32[N, C] clean probabilities of uint8[N, H, W, 3] images, ``batch`` at a time.
+
+  ``model``: a loaded model (its ``predict``) or any ``images -> probabilities`` callable.
+  """
+  predict = getattr(model, "predict", model)
+  if not len(images):
+    return np.zeros((0, getattr(model, "num_classes", 0)), np.float32)
+  return np.concatenate([np.asarray(predict(images[i:i + batch])) for i in range(0, len(images), batch)])

@@ -1,0 +1,69 @@
+"""benchmark: the measurements are consistent with each other on a tiny network."""
+
+import dataclasses
+import types
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from onepixel_jax import benchmark, models
+from onepixel_jax.attack import AttackConfig
+
+
+class Tiny(nn.Module):
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(4, (3, 3))(x.astype(jnp.float32) / 255)
+    return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  module = Tiny()
+  variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3), jnp.uint8), train=False)
+  return models.Model("tiny", module, variables, ("a", "b", "c"), (8, 8))
+
+
+def test_run_derives_its_figures_from_the_measurements(tiny, monkeypatch):
+  # Measured rates fixed (the attack itself is timed in the next test): what run() derives is a known answer.
+  monkeypatch.setattr(benchmark, "forward_queries_per_s", lambda model, n, repeats: 200.0)
+  rates = {False: 160.0, True: 640.0}
+  monkeypatch.setattr(benchmark, "attack_queries_per_s",
+                      lambda model, cfg, n, b, incremental: rates[incremental])
+  monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (1e9, "test"))
+  monkeypatch.setattr(type(tiny), "supports_incremental", property(lambda self: True))
+  named = dataclasses.replace(tiny, name="allconv")  # Table VI has its evaluations per attack
+  r = benchmark.run(named, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2)
+  flops = benchmark.dense_flops_per_query(tiny)
+  assert (r["batch_size"], r["images_per_forward"], r["num_devices"]) == (2, 8, len(jax.local_devices()))
+  assert (r["dense_queries_per_s"], r["incremental_queries_per_s"], r["attack_queries_per_s"]) == (160, 640, 640)
+  assert r["attack_overhead"] == 0.2 and r["incremental_speedup"] == 4.0
+  assert r["dense_peak_fraction"] == round(160 * flops / 1e9, 3)
+  assert r["table4_queries"] == 500 * 9 * 16_000 and r["table4_hours"] == round(500 * 9 * 16_000 / 640 / 3600, 1)
+  (row,) = [line for line in benchmark.markdown_table([r]).splitlines() if line.startswith("| allconv | ")]
+  assert "| 160 | 640 | 4.0x |" in row
+
+
+def test_dense_flops_of_a_known_network(tiny):
+  # The conv (8 * 8 * 4 * 27 MACs) and the dense layer (256 * 3 MACs), two FLOPs a MAC.
+  assert benchmark.dense_flops_per_query(tiny) == pytest.approx(2 * (8 * 8 * 4 * 27 + 256 * 3), rel=0.2)
+
+
+def test_attack_rate_counts_every_query(tiny, monkeypatch):
+  seen = []
+
+  def fake_attack(model, images, labels, config, seed, batch_size, **kw):  # every attack runs its whole budget
+    seen.append((config.early_stop, images.shape, batch_size, kw["incremental"]))
+    return types.SimpleNamespace(queries=np.full(len(images), config.max_queries))
+
+  monkeypatch.setattr(benchmark, "attack", fake_attack)
+  times = iter([0.0, 2.0])
+  monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(times))
+  rate = benchmark.attack_queries_per_s(tiny, AttackConfig(popsize=4, generations=2), num_attacks=3, batch_size=2,
+                                        incremental=False)
+  assert rate == 3 * 4 * (2 + 1) / 2.0  # 3 attacks x 12 queries in 2 "seconds"
+  # Compiled once untimed, then timed; never stopping early, on images of the model's size.
+  assert seen == [("none", (3, 8, 8, 3), 2, False)] * 2
