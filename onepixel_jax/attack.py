@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
-from onepixel_jax import de, perturb
+from onepixel_jax import compiler, de, perturb
 from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
@@ -312,12 +312,11 @@ def _make_chunk(cfg: AttackConfig, pred: _Predict, shard, steps: int):
         slots, nxt)
     return (params, queue, slots, nxt), rec
 
-  @jax.jit
   def chunk(params, queue, slots, nxt):
     (_, _, slots, nxt), recs = jax.lax.scan(body, (params, queue, slots, nxt), None, length=steps)
     return slots, nxt, recs
 
-  return chunk
+  return compiler.jit(chunk, "incremental" if pred.incremental_fn is not None else "dense")
 
 
 def attack_keys(seed: int, ids, targets) -> np.ndarray:

@@ -8,13 +8,20 @@ stop), so they are directly comparable to ``batch * popsize`` images per bare
 forward pass. *Dense* attacks write each candidate's pixels into its image and
 run the whole network (``attack(..., incremental=False)``); *incremental* ones
 recompute only the activation windows the changed pixels reach
-(``Model.apply_pixels``, :mod:`onepixel_jax.models.incremental`), the attack's
+(``Model.apply_incremental``, :mod:`onepixel_jax.models.incremental`), the attack's
 default for models that support it.
 
 FLOP/s fractions count a query's *dense* FLOPs (XLA's cost analysis of the
 dense forward pass), so the incremental path's "effective" fraction can exceed
 1. The peak is measured, not taken from a data sheet: the best of a few large
 matrix products and convolutions (``peak_flops_per_s``).
+
+Compiled functions get :mod:`onepixel_jax.compiler`'s options; ``run(...,
+compare_xla=True)`` also measures the forward pass and the dense attack
+compiled with XLA's defaults (the incremental path has no options).
+:func:`train_rates` measures training throughput, split into its parts, for
+the training settings before the training-speed work and the library's
+defaults now, interleaved in one process.
 """
 
 from __future__ import annotations
@@ -27,68 +34,70 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from onepixel_jax import compiler, models, train
 from onepixel_jax.attack import AttackConfig, attack, default_batch_size
+from onepixel_jax.paper.reproduce import PAPER
 
 # Paper, Table VI: mean model evaluations per attack (1 pixel, CIFAR-10), and the
 # Table IV workload: 500 images x 9 targeted attacks per network.
-TABLE_VI_EVALUATIONS = {"allconv": 16_000, "nin": 12_400, "vgg16": 20_000}
+TABLE_VI_EVALUATIONS = {m: v[0] for m, v in PAPER["vi"].items()}
 TABLE_IV_IMAGES = 500
 TABLE_IV_TARGETS = 9
 
 
 def _timed(fn, repeats: int) -> float:
-    fn()  # compile and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+  fn()  # compile and warm up
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    best = min(best, time.perf_counter() - t)
+  return best
 
 
 def forward_queries_per_s(model, num_images: int, repeats: int = 3, seed: int = 0) -> float:
-    """Images per second of ``model.apply`` on uint8[num_images, H, W, 3], jitted,
-    the images split over all local devices as the attack splits its slots."""
-    h, w = model.input_size
-    x = np.random.default_rng(seed).integers(0, 256, (num_images, h, w, 3), dtype=np.uint8)
-    devices = jax.local_devices()
-    if len(devices) > 1 and num_images % len(devices) == 0:
-        mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-        x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
-    else:
-        x = jnp.asarray(x)
-    f = jax.jit(model.apply)
-    return num_images / _timed(lambda: f(model.variables, x).block_until_ready(), repeats)
+  """Images per second of ``model.apply`` on uint8[num_images, H, W, 3], jitted,
+  the images split over all local devices as the attack splits its slots."""
+  h, w = model.input_size
+  x = np.random.default_rng(seed).integers(0, 256, (num_images, h, w, 3), dtype=np.uint8)
+  devices = jax.local_devices()
+  if len(devices) > 1 and num_images % len(devices) == 0:
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+  else:
+    x = jnp.asarray(x)
+  f = compiler.jit(model.apply, "dense")
+  return num_images / _timed(lambda: f(model.variables, x).block_until_ready(), repeats)
 
 
 def attack_queries_per_s(model, config: AttackConfig, num_attacks: int, batch_size: int, seed: int = 0,
-                         devices=None, incremental: bool = True) -> float:
-    """Queries per second of ``num_attacks`` non-targeted attacks that run every generation."""
-    h, w = model.input_size
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (num_attacks, h, w, 3), dtype=np.uint8)
-    labels = rng.integers(0, model.num_classes, num_attacks)
-    cfg = AttackConfig(**{**vars(config), "early_stop": "none"})
+            devices=None, incremental: bool = True) -> float:
+  """Queries per second of ``num_attacks`` non-targeted attacks that run every generation."""
+  h, w = model.input_size
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (num_attacks, h, w, 3), dtype=np.uint8)
+  labels = rng.integers(0, model.num_classes, num_attacks)
+  cfg = AttackConfig(**{**vars(config), "early_stop": "none"})
 
-    def run(s):
-        return attack(model, images, labels, config=cfg, seed=s, batch_size=batch_size, devices=devices,
-                      progress=False, incremental=incremental)
+  def run(s):
+    return attack(model, images, labels, config=cfg, seed=s, batch_size=batch_size, devices=devices,
+           progress=False, incremental=incremental)
 
-    run(seed)  # compile
-    t = time.perf_counter()
-    result = run(seed + 1)
-    elapsed = time.perf_counter() - t
-    return float(result.queries.sum()) / elapsed
+  run(seed)  # compile
+  t = time.perf_counter()
+  result = run(seed + 1)
+  elapsed = time.perf_counter() - t
+  return float(result.queries.sum()) / elapsed
 
 
 def dense_flops_per_query(model) -> float:
-    """FLOPs of one dense forward pass (XLA's cost analysis, per image)."""
-    h, w = model.input_size
-    n = 8
-    lowered = jax.jit(model.apply).lower(model.variables, jax.ShapeDtypeStruct((n, h, w, 3), jnp.uint8))
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"]) / n
+  """FLOPs of one dense forward pass (XLA's cost analysis, per image)."""
+  h, w = model.input_size
+  n = 8
+  lowered = jax.jit(model.apply).lower(model.variables, jax.ShapeDtypeStruct((n, h, w, 3), jnp.uint8))
+  cost = lowered.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) / n
 
 
 # Candidate shapes for the peak: matrix products (M, K, N) and 3x3 convolutions
@@ -99,114 +108,226 @@ _PEAK_CONVS = ((800, 8, 256, 256), (800, 4, 512, 512), (800, 16, 128, 128))
 
 @functools.lru_cache(maxsize=None)
 def peak_flops_per_s(repeats: int = 3) -> tuple[float, str]:
-    """(FLOP/s, shape) of the fastest of a few large float32 matrix products and
-    convolutions on the default device: the machine's practical peak."""
-    from onepixel_jax.models import patchconv
-    rng = np.random.default_rng(0)
-    best = (0.0, "")
-    dn = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
-    for m, k, n in _PEAK_DOTS:
-        a, b = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((m, k), (k, n)))
-        f = jax.jit(jnp.dot)
-        rate = 2 * m * k * n / _timed(lambda: f(a, b).block_until_ready(), repeats)
-        best = max(best, (rate, f"dot {m}x{k} @ {k}x{n}"))
-    for n, hw, cin, cout in _PEAK_CONVS:
-        x = jnp.asarray(rng.normal(size=(n, hw, hw, cin)), jnp.float32)
-        w = jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)
-        flops = 2 * n * hw * hw * 9 * cin * cout
-        for name, fn in (("xla", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)),
-                         ("patches", lambda x, w: patchconv.conv_patches(x, w, (1, 1), "SAME"))):
-            f = jax.jit(fn)
-            rate = flops / _timed(lambda: f(x, w).block_until_ready(), repeats)
-            best = max(best, (rate, f"conv3x3 {cin}->{cout} on {hw}x{hw}, batch {n} ({name})"))
-    return best
+  """(FLOP/s, shape) of the fastest of a few large float32 matrix products and
+  convolutions on the default device: the machine's practical peak."""
+  from onepixel_jax.models import patchconv
+  rng = np.random.default_rng(0)
+  best = (0.0, "")
+  dn = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+  for m, k, n in _PEAK_DOTS:
+    a, b = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((m, k), (k, n)))
+    f = jax.jit(jnp.dot)
+    rate = 2 * m * k * n / _timed(lambda: f(a, b).block_until_ready(), repeats)
+    best = max(best, (rate, f"dot {m}x{k} @ {k}x{n}"))
+  for n, hw, cin, cout in _PEAK_CONVS:
+    x = jnp.asarray(rng.normal(size=(n, hw, hw, cin)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)
+    flops = 2 * n * hw * hw * 9 * cin * cout
+    for name, fn in (("xla", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)),
+            ("patches", lambda x, w: patchconv.conv_patches(x, w, (1, 1), "SAME"))):
+      f = jax.jit(fn)
+      rate = flops / _timed(lambda: f(x, w).block_until_ready(), repeats)
+      best = max(best, (rate, f"conv3x3 {cin}->{cout} on {hw}x{hw}, batch {n} ({name})"))
+  return best
 
 
 def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks: int | None = None,
-        repeats: int = 3, peak: bool = True) -> dict:
-    """All measurements for one model; returns a JSON-ready dict.
+    repeats: int = 3, peak: bool = True, compare_xla: bool = False) -> dict:
+  """All measurements for one model; returns a JSON-ready dict.
 
-    Keys: ``forward_queries_per_s`` (bare dense forward passes of
-    ``batch * popsize`` images), ``dense_queries_per_s`` and
-    ``incremental_queries_per_s`` (full attacks; the latter None if the model
-    has no ``apply_pixels``), ``attack_queries_per_s`` (the attack as it runs
-    by default: incremental where supported), ``attack_overhead`` (the dense
-    attack's time beyond its forward passes), FLOP figures and the estimated
-    time of the paper's Table IV workload (``table4_hours``).
-    """
-    devices = jax.local_devices()
-    def slots(incremental):
-        b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental)
-        return len(devices) * -(-b // len(devices))
+  Keys: ``forward_queries_per_s`` (bare dense forward passes of
+  ``batch * popsize`` images), ``dense_queries_per_s`` and
+  ``incremental_queries_per_s`` (full attacks; the latter None if the model
+  has no ``apply_incremental``), ``attack_queries_per_s`` (the attack as it runs
+  by default: incremental where supported), ``attack_overhead`` (the dense
+  attack's time beyond its forward passes), FLOP figures and the estimated
+  time of the paper's Table IV workload (``table4_hours``). With
+  ``compare_xla``: ``forward_queries_per_s_xla_defaults`` and
+  ``dense_queries_per_s_xla_defaults``, the same compiled with XLA's defaults.
+  """
+  devices = jax.local_devices()
+  def slots(incremental):
+    b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental)
+    return len(devices) * -(-b // len(devices))
 
-    b = slots(False)
-    n = num_attacks or b
-    fwd = forward_queries_per_s(model, b * config.popsize, repeats)
-    dense = attack_queries_per_s(model, config, n, b, incremental=False)
-    incr, bi = None, None
-    if getattr(model, "supports_pixels", False):
-        bi = slots(True)
-        incr = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
-    best = incr or dense
-    flops = dense_flops_per_query(model)
-    out = {
-        "model": model.name,
-        "backend": devices[0].platform,
-        "device_kind": devices[0].device_kind,
-        "num_devices": len(devices),
-        "popsize": config.popsize,
-        "generations": config.generations,
-        "pixels": config.pixels,
-        "batch_size": b,
-        "images_per_forward": b * config.popsize,
-        "num_attacks": n,
-        "incremental_batch_size": bi,
-        "forward_queries_per_s": round(fwd, 1),
-        "dense_queries_per_s": round(dense, 1),
-        "incremental_queries_per_s": None if incr is None else round(incr, 1),
-        "attack_queries_per_s": round(best, 1),
-        "attack_overhead": round(1 - dense / fwd, 4),
-        "incremental_speedup": None if incr is None else round(incr / dense, 2),
-        "dense_gflops_per_query": round(flops / 1e9, 4),
-    }
-    if peak:
-        peak_rate, shape = peak_flops_per_s()
-        out.update({
-            "peak_gflops_per_s": round(peak_rate / 1e9, 1),
-            "peak_shape": shape,
-            "dense_peak_fraction": round(dense * flops / peak_rate, 3),
-            "incremental_peak_fraction": None if incr is None else round(incr * flops / peak_rate, 3),
-        })
-    evals = TABLE_VI_EVALUATIONS.get(model.name)
-    if evals is not None and config.pixels == 1:
-        queries = TABLE_IV_IMAGES * TABLE_IV_TARGETS * evals
-        out.update({"table4_queries": queries, "table4_hours": round(queries / best / 3600, 1)})
-    return out
+  b = slots(False)
+  n = num_attacks or b
+  fwd = forward_queries_per_s(model, b * config.popsize, repeats)
+  dense = attack_queries_per_s(model, config, n, b, incremental=False)
+  incr, bi = None, None
+  if getattr(model, "supports_incremental", False):
+    bi = slots(True)
+    incr = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
+  best = incr or dense
+  flops = dense_flops_per_query(model)
+  out = {
+    "model": model.name,
+    "backend": devices[0].platform,
+    "device_kind": devices[0].device_kind,
+    "num_devices": len(devices),
+    "popsize": config.popsize,
+    "generations": config.generations,
+    "pixels": config.pixels,
+    "batch_size": b,
+    "images_per_forward": b * config.popsize,
+    "num_attacks": n,
+    "incremental_batch_size": bi,
+    "forward_queries_per_s": round(fwd, 1),
+    "dense_queries_per_s": round(dense, 1),
+    "incremental_queries_per_s": None if incr is None else round(incr, 1),
+    "attack_queries_per_s": round(best, 1),
+    "attack_overhead": round(1 - dense / fwd, 4),
+    "incremental_speedup": None if incr is None else round(incr / dense, 2),
+    "dense_gflops_per_query": round(flops / 1e9, 4),
+  }
+  if compare_xla:
+    with compiler.xla_defaults():
+      out["forward_queries_per_s_xla_defaults"] = round(forward_queries_per_s(model, b * config.popsize, repeats), 1)
+      out["dense_queries_per_s_xla_defaults"] = round(attack_queries_per_s(model, config, n, b, incremental=False), 1)
+  if peak:
+    peak_rate, shape = peak_flops_per_s()
+    out.update({
+      "peak_gflops_per_s": round(peak_rate / 1e9, 1),
+      "peak_shape": shape,
+      "dense_peak_fraction": round(dense * flops / peak_rate, 3),
+      "incremental_peak_fraction": None if incr is None else round(incr * flops / peak_rate, 3),
+    })
+  evals = TABLE_VI_EVALUATIONS.get(model.name)
+  if evals is not None and config.pixels == 1:
+    queries = TABLE_IV_IMAGES * TABLE_IV_TARGETS * evals
+    out.update({"table4_queries": queries, "table4_hours": round(queries / best / 3600, 1)})
+  return out
 
 
 PEERS_QUERIES_PER_S = 340  # torchattacks OnePixel and ART PixelAttack on AllConv, this 2-core CPU (issue 8)
 
 
 def markdown_table(results: list[dict]) -> str:
-    """A README table of ``run`` results (one row per model and device count)."""
-    rows = [
-        "| model | devices | attacks per pass (dense / incr.) | forward img/s | dense queries/s | incremental queries/s | speedup "
-        "| dense / incremental share of peak | Table IV (1 px) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        inc = r.get("incremental_queries_per_s")
-        frac = f"{r['dense_peak_fraction']:.0%}" if "dense_peak_fraction" in r else "-"
-        if inc is not None and "incremental_peak_fraction" in r:
-            frac += f" / {r['incremental_peak_fraction']:.0%}"
-        t4 = f"{r['table4_hours']:.0f} h" if "table4_hours" in r else "-"
-        speedup = "-" if inc is None else f"{r['incremental_speedup']:.1f}x"
-        slots = r["batch_size"]
-        if r.get("incremental_batch_size") not in (None, slots):
-            slots = f"{slots} / {r['incremental_batch_size']}"
-        rows.append(
-            f"| {r['model']} | {r['num_devices']} | {slots} x {r['popsize']} | {r['forward_queries_per_s']:.0f} "
-            f"| {r['dense_queries_per_s']:.0f} | {'-' if inc is None else f'{inc:.0f}'} "
-            f"| {speedup} | {frac} | {t4} |")
-    rows.append(f"| torchattacks / ART (AllConv, PyTorch) | 1 | 1 x 400 | 360 | ~{PEERS_QUERIES_PER_S} | - | - | - | - |")
-    return "\n".join(rows)
+  """A README table of ``run`` results (one row per model and device count)."""
+  rows = [
+    "| model | devices | attacks per pass (dense / incr.) | forward img/s | dense queries/s | incremental queries/s | speedup "
+    "| dense / incremental share of peak | Table IV (1 px) |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for r in results:
+    inc = r.get("incremental_queries_per_s")
+    frac = f"{r['dense_peak_fraction']:.0%}" if "dense_peak_fraction" in r else "-"
+    if inc is not None and "incremental_peak_fraction" in r:
+      frac += f" / {r['incremental_peak_fraction']:.0%}"
+    t4 = f"{r['table4_hours']:.0f} h" if "table4_hours" in r else "-"
+    speedup = "-" if inc is None else f"{r['incremental_speedup']:.1f}x"
+    slots = r["batch_size"]
+    if r.get("incremental_batch_size") not in (None, slots):
+      slots = f"{slots} / {r['incremental_batch_size']}"
+    rows.append(
+      f"| {r['model']} | {r['num_devices']} | {slots} x {r['popsize']} | {r['forward_queries_per_s']:.0f} "
+      f"| {r['dense_queries_per_s']:.0f} | {'-' if inc is None else f'{inc:.0f}'} "
+      f"| {speedup} | {frac} | {t4} |")
+  rows.append(f"| torchattacks / ART (AllConv, PyTorch) | 1 | 1 x 400 | 360 | ~{PEERS_QUERIES_PER_S} | - | - | - | - |")
+  return "\n".join(rows)
+
+
+# ------------------------------------------------------------ training speed
+
+# The training settings before the training-speed work (batch 256, XLA's
+# default compilation) and the library's defaults now.
+TRAIN_BEFORE = {"batch_size": 256, "tuned": False}
+TRAIN_AFTER = {"batch_size": 128, "tuned": True}
+
+
+def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> dict:
+  """Compiled pieces of one training step of the CIFAR-10 network ``name``
+  (the library's training code) and inputs for them."""
+  config = train.default_config(name)
+  config.batch_size = batch_size
+  module = models.create(name)
+  state = train.create_state(module, jax.random.PRNGKey(seed), train.make_optimizer(config, 100))
+  rng = np.random.default_rng(seed)
+  pool = rng.integers(0, 256, (45_000, 32, 32, 3), dtype=np.uint8)  # a training split's size
+  pool_labels = rng.integers(0, 10, 45_000).astype(np.int32)
+  key = jax.random.PRNGKey(seed)
+  kw = {"num_classes": 10, "label_smoothing": config.label_smoothing}
+  jit = functools.partial(compiler.jit, kind="train", tuned=tuned)
+  augment = jit(functools.partial(train.augment, pad=config.crop_padding))
+  grads_fn = jit(functools.partial(train.gradients, **kw))
+  update = jit(lambda s, g, b: s.apply_gradients(grads=g, batch_stats=b))
+  step = jit(functools.partial(train.train_step, pad=config.crop_padding, **kw))
+
+  def pipeline():
+    idx = rng.integers(0, len(pool), batch_size)
+    return jax.block_until_ready((jnp.asarray(pool[idx]), jnp.asarray(pool_labels[idx])))
+
+  x, y = pipeline()
+  xa = augment(key, x)
+  g, bstats, _, _ = grads_fn(state, xa, y, key)
+  cost = jax.jit(functools.partial(train.train_step, pad=config.crop_padding, **kw)).lower(
+      state, x, y, key).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return {
+      "batch_size": batch_size, "tuned": tuned, "flops_per_step": float(cost["flops"]),
+      "parts": {
+          "pipeline": pipeline,
+          "augment": lambda: jax.block_until_ready(augment(key, x)),
+          "forward_backward": lambda: jax.block_until_ready(grads_fn(state, xa, y, key)),
+          "update": lambda: jax.block_until_ready(update(state, g, bstats)),
+          "step": lambda: jax.block_until_ready(step(state, x, y, key)),
+      }}
+
+
+def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 3,
+                peak: bool = True) -> list[dict]:
+  """Training throughput of ``name`` for each variant (``batch_size``,
+  ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults), the
+  variants measured interleaved in one process so that they share the
+  machine's state; each figure is the best of ``repeats``.
+
+  Returns one JSON-ready dict per variant: images/s of the input pipeline
+  (host gather of a random batch from a 45,000-image array and transfer), of
+  augmentation, of the forward+backward pass, of the optimizer update and of
+  the whole compiled step (augmentation, forward, backward, update);
+  ``end_to_end_images_per_s`` (pipeline + step), XLA's FLOPs per step and the
+  step's share of the measured peak (:func:`peak_flops_per_s`).
+  """
+  prepared = [_train_variant(name, v["batch_size"], v["tuned"]) for v in variants]
+  best = [{part: float("inf") for part in p["parts"]} for p in prepared]
+  for p in prepared:  # compile and warm up
+    for fn in p["parts"].values():
+      fn()
+  for _ in range(repeats):
+    for p, b in zip(prepared, best):
+      for part, fn in p["parts"].items():
+        t = time.perf_counter()
+        fn()
+        b[part] = min(b[part], time.perf_counter() - t)
+  peak_rate = peak_flops_per_s()[0] if peak else None
+  out = []
+  for p, b in zip(prepared, best):
+    n = p["batch_size"]
+    rec = {"model": name, "batch_size": n,
+           "xla_options": compiler.options("train") if p["tuned"] else {},
+           **{f"{part}_images_per_s": round(n / t, 1) for part, t in b.items()},
+           "end_to_end_images_per_s": round(n / (b["pipeline"] + b["step"]), 1),
+           "gflops_per_step": round(p["flops_per_step"] / 1e9, 2)}
+    if peak_rate:
+      rec["step_peak_fraction"] = round(p["flops_per_step"] / b["step"] / peak_rate, 3)
+    out.append(rec)
+  base = out[0]["step_images_per_s"]
+  for rec in out:
+    rec["step_speedup"] = round(rec["step_images_per_s"] / base, 2)
+  return out
+
+
+def train_markdown_table(results: list[dict]) -> str:
+  """A README table of :func:`train_rates` results."""
+  rows = ["| model | batch | XLA options | pipeline img/s | augment img/s | fwd+bwd img/s | update img/s "
+          "| step img/s | end to end img/s | GFLOP/step | share of peak | step speedup |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in results:
+    opts = ", ".join(f"{k.replace('xla_cpu_experimental_', '')}={v}" for k, v in r["xla_options"].items()) or "defaults"
+    frac = f"{r['step_peak_fraction']:.0%}" if "step_peak_fraction" in r else "-"
+    rows.append(f"| {r['model']} | {r['batch_size']} | {opts} | {r['pipeline_images_per_s']:.0f} "
+                f"| {r['augment_images_per_s']:.0f} | {r['forward_backward_images_per_s']:.0f} "
+                f"| {r['update_images_per_s']:.0f} | {r['step_images_per_s']:.0f} "
+                f"| {r['end_to_end_images_per_s']:.0f} | {r['gflops_per_step']:.1f} | {frac} "
+                f"| {r['step_speedup']:.2f}x |")
+  return "\n".join(rows)

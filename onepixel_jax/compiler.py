@@ -25,6 +25,7 @@ Options apply only on the backend they were measured on (CPU); elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable
 
@@ -42,9 +43,23 @@ _OPTIONS: dict[tuple[str, str], dict] = {
 }
 
 
+_DEFAULTS_DEPTH = [0]  # > 0 inside xla_defaults()
+
+
 def enabled() -> bool:
-  """False when ``$ONEPIXEL_XLA_OPTIONS`` is "0" (every option off)."""
-  return os.environ.get("ONEPIXEL_XLA_OPTIONS", "1") != "0"
+  """False when ``$ONEPIXEL_XLA_OPTIONS`` is "0" or inside :func:`xla_defaults`."""
+  return os.environ.get("ONEPIXEL_XLA_OPTIONS", "1") != "0" and not _DEFAULTS_DEPTH[0]
+
+
+@contextlib.contextmanager
+def xla_defaults():
+  """Within this block, functions compiled through :func:`jit` get XLA's
+  default options: the "before" of a before/after measurement."""
+  _DEFAULTS_DEPTH[0] += 1
+  try:
+    yield
+  finally:
+    _DEFAULTS_DEPTH[0] -= 1
 
 
 def options(kind: str, backend: str | None = None) -> dict:

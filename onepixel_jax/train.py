@@ -440,7 +440,7 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
   use16 = (res["test_accuracy_float32"] - res["test_accuracy_float16"]) <= config.fp16_tolerance
   tag = "float16" if use16 else "float32"
   source = config.data or str(data_lib.default_tarball())
-  data_sha = (models.sha256_file(source) if os.path.isfile(source) else None)
+  data_sha = (data_lib.sha256_file(source) if os.path.isfile(source) else None)
   epochs_logged = sorted(_logged_epochs(workdir / "metrics.jsonl"))
   commands_file = workdir / "commands.txt"
   training_command = (commands_file.read_text().splitlines()[0]

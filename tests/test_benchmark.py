@@ -67,3 +67,29 @@ def test_attack_rate_counts_every_query(tiny, monkeypatch):
   assert rate == 3 * 4 * (2 + 1) / 2.0  # 3 attacks x 12 queries in 2 "seconds"
   # Compiled once untimed, then timed; never stopping early, on images of the model's size.
   assert seen == [("none", (3, 8, 8, 3), 2, False)] * 2
+
+
+def test_train_rates_derive_from_the_timed_parts(monkeypatch):
+  clock = [0.0]
+  monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
+  seconds = {"pipeline": 0.1, "augment": 0.05, "forward_backward": 0.8, "update": 0.05, "step": 1.0}
+
+  def fake_variant(name, batch_size, tuned):  # the tuned step takes half the time per image
+    scale = batch_size / 128 * (1 if tuned else 2)
+    def tick(part):
+      clock[0] += seconds[part] * scale
+    return {"batch_size": batch_size, "tuned": tuned, "flops_per_step": 1e11 * batch_size / 128,
+            "parts": {p: (lambda p=p: tick(p)) for p in seconds}}
+
+  monkeypatch.setattr(benchmark, "_train_variant", fake_variant)
+  monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (2e11, "test"))
+  before, after = benchmark.train_rates("allconv", repeats=2)
+  assert (before["batch_size"], after["batch_size"]) == (256, 128)
+  assert before["xla_options"] == {} and after["xla_options"] == benchmark.compiler.options("train")
+  assert before["step_images_per_s"] == 64.0 and after["step_images_per_s"] == 128.0
+  assert after["forward_backward_images_per_s"] == 160.0 and after["pipeline_images_per_s"] == 1280.0
+  assert after["end_to_end_images_per_s"] == round(128 / 1.1, 1)
+  assert (before["step_speedup"], after["step_speedup"]) == (1.0, 2.0)
+  assert after["step_peak_fraction"] == 0.5 and after["gflops_per_step"] == 100.0
+  rows = benchmark.train_markdown_table([before, after]).splitlines()
+  assert rows[2].startswith("| allconv | 256 | defaults |") and rows[3].endswith("| 2.00x |")
