@@ -1,32 +1,58 @@
 r"""Reproduce the paper's tables and figures, one command per table.
 
     python -m experiments.reproduce_paper --table=all --preset=cpu --out=runs/paper_cpu
+    python -m experiments.reproduce_paper --table=all --preset=cpu-paper --out=docs/paper_cpu  # hours; resumable
     python -m experiments.reproduce_paper --table=4 --preset=paper --out=runs/paper   # GPU/TPU
 
 Writes OUT/<run>/results.jsonl (resumable: rerun the same command after a
 kill), OUT/tables.md (ours beside the paper's numbers) and OUT/figures/
 (Fig. 5 histogram, Figs. 6-7 heat maps: PNG, PDF and the JSON they are drawn
 from). ``python -m analysis.redraw OUT/figures`` redraws the figures from
-their JSON without rerunning anything.
+their JSON without rerunning anything. Before running, it measures each
+network's attack rate here and prints the estimated hours of every run
+(``--estimate_only`` stops there); ``--report_only`` regenerates tables.md
+and the figures from the results files already in OUT, running no attack.
 """
 
+import json
 import shlex
 import sys
 
 import jax
 from absl import app, flags
 
+from onepixel_jax import benchmark, models
+from onepixel_jax.attack import AttackConfig, default_batch_size
 from onepixel_jax.paper import reproduce
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("table", ["all"], "Tables to reproduce: 4, 5, 6, 7, 8 or all.")
-flags.DEFINE_enum("preset", "cpu", ["cpu", "paper"], "cpu: fewer images, smaller DE budget (<= 30 min on "
-                  "2 cores); paper: 500 images, population 400, 100 generations.")
+flags.DEFINE_enum("preset", "cpu", list(reproduce.PRESETS), "paper: 500 images, population 400, 100 "
+                  "generations; cpu-paper: the paper's DE on 100 / 30 images per network (CPU hours); "
+                  "cpu: 10 images, a smaller DE budget (minutes).")
+flags.DEFINE_boolean("estimate_only", False, "Print the estimated hours and stop.")
+flags.DEFINE_boolean("report_only", False, "Only regenerate tables.md and the figures from OUT's results.")
 flags.DEFINE_integer("num_images", None, "Override the preset's number of images drawn.")
 flags.DEFINE_integer("seed", None, "Override the preset's seed (image draw and attacks).")
 flags.DEFINE_string("data", None, "Override the data: a CIFAR-10 folder/tarball path, 'samples' or 'tfds'.")
 flags.DEFINE_string("out", None, "Output directory.")
 flags.mark_flag_as_required("out")
+
+
+def _rates(tables, cfg) -> dict[str, float]:
+  """Attack queries per second of each loadable network the tables need,
+  measured with a short run of the preset's population."""
+  rates = {}
+  for model_name in dict.fromkeys(r.model for r in reproduce.runs_for(tables)):
+    if reproduce.available(model_name):
+      continue
+    model = models.load(model_name)
+    dev = jax.local_devices()
+    b = default_batch_size(cfg.popsize, 10**9, len(dev), dev[0].platform, model.supports_incremental)
+    rates[model_name] = benchmark.attack_queries_per_s(
+        model, AttackConfig(popsize=cfg.popsize, generations=2), num_attacks=b, batch_size=b)
+    print(f"{model_name}: {rates[model_name]:,.0f} attack queries/s here", flush=True)
+  return rates
 
 
 def main(argv):
@@ -40,6 +66,12 @@ def main(argv):
       if getattr(FLAGS, name) is not None:
         cfg[name] = getattr(FLAGS, name)
     command = "python -m experiments.reproduce_paper " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if FLAGS.report_only:
+      print(reproduce.write_report(tables, cfg, FLAGS.out, {}, command))
+      return
+    print(json.dumps(reproduce.estimate_hours(tables, cfg, _rates(tables, cfg)), indent=1), flush=True)
+    if FLAGS.estimate_only:
+      return
     md = reproduce.reproduce(tables, cfg, FLAGS.out, command=command)
   except (ValueError, OSError) as e:
     sys.exit(f"reproduce_paper: error: {e}".splitlines()[0])

@@ -33,13 +33,16 @@ from onepixel_jax.paper import metrics
 @dataclasses.dataclass(frozen=True)
 class Job:
   """One attack run. ``num_images`` is how many images are drawn (None: all);
-  only the correctly classified ones are attacked."""
+  only the correctly classified ones are attacked. ``num_correct`` instead
+  attacks exactly that many correctly classified images, the first of the
+  same seeded random order (:func:`data.draw_correct`)."""
 
   model: str = "allconv"
   checkpoint: str | None = None
   data: str = "samples"
   split: str = "test"
   num_images: int | None = None
+  num_correct: int | None = None
   targeted: bool = True
   seed: int = 0
   config: AttackConfig = AttackConfig()
@@ -96,10 +99,14 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
   t0 = time.time()
   model = models.load(job.model, job.checkpoint)
   images, labels = data.load(job.data, job.split, model)
-  ids = data.draw(len(images), job.num_images, job.seed)
+  if job.num_correct is not None and job.num_images is not None:
+    raise ValueError("give num_images (images drawn) or num_correct (correct images attacked), not both")
   _check_resumable(out_dir, job)
-
-  probs = data.classify(model, images[ids])
+  if job.num_correct is not None:
+    ids, probs = data.draw_correct(model, images, labels, job.num_correct, job.seed)
+  else:
+    ids = data.draw(len(images), job.num_images, job.seed)
+    probs = data.classify(model, images[ids])
   correct = probs.argmax(1) == labels[ids]
   attacked = ids[correct]
   clean_prob = {int(i): float(p[labels[i]]) for i, p in zip(ids, probs)}

@@ -139,3 +139,24 @@ def test_tfds_loader_with_mock_data():
   assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
   assert labels.shape == (6,) and labels.dtype == np.int32
   assert labels.min() >= 0 and labels.max() < 10
+
+
+def test_draw_correct_takes_the_first_correct_images_of_the_draw_order():
+  from onepixel_jax import data
+  n = 40
+  images = np.zeros((n, 2, 2, 3), np.uint8)
+  images[:, 0, 0, 0] = np.arange(n)
+  labels = (np.arange(n) % 3 == 0).astype(int)  # the "model" below says class 1 for even ids
+  predict = lambda x: np.eye(2)[(np.asarray(x)[:, 0, 0, 0] % 2 == 0).astype(int)]
+  correct = lambda ids: ids[predict(images[ids]).argmax(1) == labels[ids]]
+  ids, probs = data.draw_correct(predict, images, labels, 5, seed=3, batch=7)
+  assert list(ids) == sorted(ids) and len(correct(ids)) == 5
+  np.testing.assert_array_equal(probs, predict(images[ids]))
+  # The examined images are a prefix of draw()'s order, ending at the 5th correct one.
+  order = np.random.default_rng(3).permutation(n)
+  assert set(ids) == set(order[:len(ids)]) and order[len(ids) - 1] in correct(ids)
+  np.testing.assert_array_equal(data.draw(n, len(ids), 3), ids)
+  more, _ = data.draw_correct(predict, images, labels, 8, seed=3, batch=5)
+  assert set(correct(ids)) <= set(correct(more))  # a smaller count takes a prefix of a larger one
+  with pytest.raises(ValueError, match="only 20 of the 40 images are classified correctly"):
+    data.draw_correct(predict, images, labels, 21, seed=3)

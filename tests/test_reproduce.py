@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from onepixel_jax import data, figures, models, perturb, results
-from onepixel_jax.paper import reproduce
+from onepixel_jax.attack import AttackConfig
+from onepixel_jax.paper import metrics, reproduce
 
 
 def rec(id, label, target, success, prob=0.5, queries=400, distortion=100.0):
@@ -22,17 +23,61 @@ IV = ([rec(0, 3, t, t in (5, 6), prob={5: 0.8, 6: 0.6}.get(t, 0.1), queries=800 
       + [rec(1, 8, t, False, queries=1100) for t in range(10) if t != 8])
 
 
-def test_report_cells_are_the_known_answers():
+def _interval(lo, hi, fmt="{:.2f}%", scale=100):
+  return f"{fmt.format(scale * lo)} - {fmt.format(scale * hi)}"
+
+
+def test_report_rows_are_the_known_answers():
   cfg = reproduce.preset("cpu")
   md = reproduce.report(["4", "6"], cfg, {"iv_allconv": IV}, {"iv_nin": "no checkpoint"})
   # 2 successes of 18 targeted attacks; 1 of 2 images fooled; mean confidence (0.8 + 0.6) / 2.
-  assert "| targeted success | 11.11% (19.82%) | - (23.15%) | - (16.48%) |" in md
-  assert "| non-targeted success | 50.00% (68.71%) |" in md
-  assert "| confidence | 70.00% (79.40%) |" in md
-  # Mean queries (2 * 800 + 16 * 1100) / 18; mean distortion of the successes 120.
-  assert f"| mean evaluations per attack | {(2 * 800 + 16 * 1100) / 18:,.0f} (16,000) |" in md
-  assert "| mean distortion, one channel (successes) | 120 (123) |" in md
-  assert "- nin: not run — *no checkpoint*" in md
+  w = _interval(*metrics.wilson_interval(2, 18))
+  assert f"| allconv | targeted success | 11.11% | {w} | 18 attacks | 19.82% | yes |" in md
+  w = _interval(*metrics.wilson_interval(1, 2))
+  assert f"| allconv | non-targeted success | 50.00% | {w} | 2 images | 68.71% | yes |" in md
+  # Normal interval of the mean of (0.8, 0.6): 0.7 +- 1.96 * 0.1414 / sqrt(2) = 0.7 +- 0.196.
+  assert "| allconv | confidence | 70.00% | 50.40% - 89.60% | 2 successes | 79.40% | yes |" in md
+  # Mean queries (2 * 800 + 16 * 1100) / 18; the paper's 16,000 lies far outside.
+  assert f"| allconv | mean evaluations per attack | {(2 * 800 + 16 * 1100) / 18:,.0f} |" in md
+  assert "| 18 attacks | 16,000 | **no** |" in md
+  assert "| nin | not run: no checkpoint |" in md
+  assert "| vgg16 | targeted success | - | - | 0 | 16.48% | - |" in md
+
+
+def test_incomplete_runs_carry_their_count():
+  cfg = reproduce.preset("cpu-paper")  # 30 images per targeted run: 270 attacks
+  md = reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})
+  assert "| 18 attacks of 270 (incomplete) |" in md and "| 2 images of 30 (incomplete) |" in md
+
+
+def test_wilson_interval_known_answers():
+  # 3 of 9: 12-65% (the example); 0 of 10: the upper end is 1 - 0.05^(1/n)-like, 27.75%.
+  np.testing.assert_allclose(metrics.wilson_interval(3, 9), (0.1206, 0.6458), atol=5e-5)
+  np.testing.assert_allclose(metrics.wilson_interval(0, 10), (0.0, 0.2775), atol=5e-5)
+  lo, hi = metrics.wilson_interval(7, 20)
+  lo2, hi2 = metrics.wilson_interval(13, 20)
+  assert lo == pytest.approx(1 - hi2) and hi == pytest.approx(1 - lo2)  # symmetric in success / failure
+  assert all(np.isnan(metrics.wilson_interval(0, 0)))
+
+
+def test_cpu_paper_preset_is_the_papers_de_on_fewer_images():
+  cfg, paper = reproduce.preset("cpu-paper"), AttackConfig()
+  assert (cfg.popsize, cfg.generations) == (paper.popsize, paper.generations)
+  runs = {r.name: r for r in reproduce.runs_for(reproduce.TABLES)}
+  assert reproduce.planned_images(runs["iv_allconv"], cfg) == 30
+  assert reproduce.planned_images(runs["viii_nin"], cfg) == 100
+  assert reproduce.planned_images(runs["vii_vgg16"], cfg) == 100
+  assert reproduce.planned_images(runs["iv_allconv"], reproduce.preset("cpu")) is None
+
+
+def test_estimate_hours_counts_attacks_and_budget():
+  cfg = reproduce.preset("cpu-paper")
+  est = reproduce.estimate_hours(["4", "8"], cfg, {"allconv": 1000.0})
+  assert set(est) == {"iv_allconv", "viii_allconv", "total"}  # no rate, no estimate
+  assert est["iv_allconv"]["attacks"] == 270 and est["viii_allconv"]["attacks"] == 100
+  assert est["viii_allconv"]["max_hours"] == round(100 * 40_400 / 1000 / 3600, 2)
+  assert est["iv_allconv"]["expected_hours"] == round(270 * 16_000 / 1000 / 3600, 2)
+  assert est["total"]["attacks"] == 370
 
 
 def test_figure_data_comes_from_the_records_and_the_run_definitions():
@@ -74,7 +119,7 @@ def test_tables_and_figures(setup, only_allconv, tmp_path):
   # Every cell of a run that ran holds our number: here the targeted success of AllConv.
   recs = results.read(os.path.join(out, "iv_allconv", "results.jsonl"))
   ours = 100 * np.mean([r["success"] for r in recs])
-  assert f"| targeted success | {ours:.2f}% (19.82%)" in md
+  assert f"| allconv | targeted success | {ours:.2f}% |" in md
   for stem in ("fig5_targets", "fig6_pairs_iv_allconv"):
     for ext in ("png", "pdf", "json"):
       assert os.path.getsize(os.path.join(out, "figures", f"{stem}.{ext}")) > 0
@@ -105,3 +150,29 @@ def test_unknown_table_and_preset():
     reproduce.runs_for(["9"])
   with pytest.raises(ValueError, match="unknown preset"):
     reproduce.preset("tpu")
+
+
+def test_killed_preset_run_resumes_and_tables_need_no_attack(setup, only_allconv, tmp_path, monkeypatch):
+  cfg = tiny(setup)
+  cfg.attacked_targeted, cfg.attacked_nontargeted = 2, 2  # the cpu-paper way: count attacked images
+  run = reproduce.Run("iv_allconv", "allconv")
+  full, part = str(tmp_path / "full"), str(tmp_path / "part")
+  reproduce.execute(run, cfg, full, progress=False, log=lambda *a: None)
+  want = results.read(os.path.join(full, run.name, "results.jsonl"))
+  assert len(want) == 2 * 9
+  # A run killed after 5 attacks (and mid-write of the sixth) continues where it stopped.
+  os.makedirs(os.path.join(part, run.name))
+  lines = open(os.path.join(full, run.name, "results.jsonl")).read().splitlines(True)
+  with open(os.path.join(part, run.name, "results.jsonl"), "w") as f:
+    f.writelines(lines[:5] + [lines[5][:20]])
+  import shutil
+  shutil.copy(os.path.join(full, run.name, "config.json"), os.path.join(part, run.name, "config.json"))
+  reproduce.execute(run, cfg, part, progress=False, log=lambda *a: None)
+  got = results.read(os.path.join(part, run.name, "results.jsonl"))
+  key = lambda r: (r["id"], r["target"])
+  strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "time")}
+  assert [strip(r) for r in sorted(got, key=key)] == [strip(r) for r in sorted(want, key=key)]
+  # The tables are regenerated from the results files alone.
+  monkeypatch.setattr(reproduce.job, "run", lambda *a, **k: pytest.fail("an attack ran"))
+  md = reproduce.write_report(["4"], cfg, part, {})
+  assert "| allconv | targeted success |" in md and "| 18 attacks of 18 |" not in md

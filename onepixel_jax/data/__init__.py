@@ -19,7 +19,7 @@ from onepixel_jax.data import cifar10, imagenet, samples
 from onepixel_jax.data.cifar10 import CIFAR10_CLASSES, default_tarball, load_cifar10
 from onepixel_jax.data.samples import sha256_file
 
-__all__ = ["load", "draw", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
+__all__ = ["load", "draw", "draw_correct", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
            "cifar10", "imagenet", "samples"]
 
 
@@ -55,6 +55,42 @@ def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
   if num_images > num_available:
     raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
   return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
+
+
+def draw_correct(model, images, labels, num_correct: int, seed: int,
+                 batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
+  """The first ``num_correct`` correctly classified images of the seeded random
+  order that :func:`draw` takes its images from (so the same images for every
+  table of a network, and a smaller count takes a prefix of a larger one).
+
+  Returns ``(ids, probs)``: the sorted indices of every image examined up to
+  the ``num_correct``-th correct one, and their clean probabilities
+  float32[len(ids), C]. Classifies ``batch`` images at a time, only as many
+  as needed.
+  """
+  if num_correct < 1:
+    raise ValueError(f"num_correct must be >= 1, got {num_correct}")
+  order = np.random.default_rng(seed).permutation(len(images))
+  seen, probs, found = [], [], 0
+  for s in range(0, len(order), batch):
+    chunk = order[s:s + batch]
+    p = classify(model, images[chunk])
+    ok = np.flatnonzero(p.argmax(1) == labels[chunk])
+    if found + len(ok) >= num_correct:
+      stop = ok[num_correct - found - 1] + 1
+      seen.append(chunk[:stop])
+      probs.append(p[:stop])
+      found = num_correct
+      break
+    seen.append(chunk)
+    probs.append(p)
+    found += len(ok)
+  if found < num_correct:
+    raise ValueError(f"only {found} of the {len(images)} images are classified correctly; "
+                     f"{num_correct} were asked for")
+  ids, probs = np.concatenate(seen), np.concatenate(probs)
+  keep = np.argsort(ids)
+  return ids[keep], probs[keep]
 
 
 def classify(model, images, batch: int = 500) -> np.ndarray:

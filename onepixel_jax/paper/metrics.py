@@ -67,6 +67,55 @@ def pair_counts(records, num_classes: int = 10) -> np.ndarray:
   return m
 
 
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+  """The Wilson score interval of a binomial proportion (95% by default);
+  (nan, nan) for n = 0. Unlike the normal approximation it stays inside
+  [0, 1] and is sound for 0 or n successes."""
+  if n == 0:
+    return float("nan"), float("nan")
+  p = successes / n
+  centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+  return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def mean_interval(values, z: float = Z95) -> tuple[float, float]:
+  """A normal-approximation 95% interval of the mean of ``values`` (nan, nan
+  for fewer than two values)."""
+  v = np.asarray(values, float)
+  if len(v) < 2:
+    return float("nan"), float("nan")
+  half = z * v.std(ddof=1) / np.sqrt(len(v))
+  return float(v.mean() - half), float(v.mean() + half)
+
+
+def estimates(records) -> dict:
+  """Each of the paper's quantities over ``records`` with its 95% interval and
+  sample size: ``{name: (value, (lo, hi), n)}``. Rates get Wilson intervals
+  (targeted success over attacks; non-targeted success over images, from
+  targeted runs as the paper counts it); confidence, evaluations and
+  distortion get normal intervals of their means."""
+  out = {}
+  n = len(records)
+  k = sum(bool(r["success"]) for r in records)
+  out["success"] = (k / n if n else float("nan"), wilson_interval(k, n), n)
+  if records and records[0]["target"] is not None:
+    fooled = defaultdict(bool)
+    for r in records:
+      fooled[r["id"]] |= bool(r["success"])
+    m, j = len(fooled), sum(fooled.values())
+    out["nontargeted_from_targeted"] = (j / m if m else float("nan"), wilson_interval(j, m), m)
+  probs = [r["adversarial_prob"] for r in records if r["success"]]
+  dist = [r["distortion"] for r in records if r["success"]]
+  queries = [r["queries"] for r in records]
+  for name, v in (("confidence", probs), ("mean_queries", queries), ("mean_distortion", dist)):
+    out[name] = (float(np.mean(v)) if v else float("nan"), mean_interval(v), len(v))
+  return out
+
+
 def summary(records) -> dict:
   """The numbers every run reports."""
   targeted = bool(records) and records[0]["target"] is not None

@@ -42,25 +42,49 @@ PAPER = {
 }
 
 
+PRESETS = ("paper", "cpu-paper", "cpu")
+
+
 def preset(name: str) -> ml_collections.ConfigDict:
   """``paper``: the paper's protocol (500 test images, population 400, 100
-  generations; for GPUs/TPUs). ``cpu``: the same protocol on fewer images
-  with a smaller DE budget, sized to finish every table in <= 30 minutes on
-  2 CPU cores for the networks that have bundled checkpoints."""
+  generations; for GPUs/TPUs). ``cpu-paper``: the paper's DE exactly
+  (population 400, 100 generations, F = 0.5, its early stop) on fewer images:
+  100 correctly classified test images per network for Tables VII and VIII,
+  30 for Tables IV and V, the first ones of one seeded random order (so the
+  same images for every table of a network). ``cpu``: 10 images drawn and a
+  smaller DE budget (population 100, 10 generations), a quick check.
+
+  ``num_images`` is how many images are drawn (the correctly classified ones
+  are attacked); where ``attacked_targeted`` / ``attacked_nontargeted`` are
+  set they replace it by an exact count of attacked images."""
   c = ml_collections.ConfigDict()
   c.name = name
   c.random_trials = 100  # Table VII: 100 random single-pixel changes per image
   c.seed = 0
   c.data = ""  # "" = the CIFAR-10 tarball ($ONEPIXEL_CIFAR10 / ../shared/data) if present, else "samples"
   c.batch_size = 0  # 0 = automatic
+  c.attacked_targeted = 0  # 0 = attack the correct ones among num_images drawn
+  c.attacked_nontargeted = 0
+  paper = AttackConfig()
   if name == "paper":
     c.num_images = 500
-    c.popsize, c.generations = AttackConfig().popsize, AttackConfig().generations
+    c.popsize, c.generations = paper.popsize, paper.generations
+  elif name == "cpu-paper":
+    c.num_images = 0
+    c.popsize, c.generations = paper.popsize, paper.generations
+    c.attacked_targeted, c.attacked_nontargeted = 30, 100
   elif name == "cpu":
     c.num_images, c.popsize, c.generations = 10, 100, 10
   else:
-    raise ValueError(f"unknown preset {name!r}; expected 'cpu' or 'paper'")
+    raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
   return c
+
+
+def planned_images(run, cfg) -> int | None:
+  """How many images ``run`` attacks under ``cfg`` when that is fixed in
+  advance (``attacked_*``), else None (the correct ones among those drawn)."""
+  n = cfg.attacked_targeted if run.targeted and not run.random else cfg.attacked_nontargeted
+  return n or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,16 +131,22 @@ def execute(run: Run, cfg, out_dir: str, progress: bool = True, log=print):
   """Makes (or resumes) one run in ``out_dir/run.name``."""
   d = os.path.join(out_dir, run.name)
   source = cfg.data or default_data()
+  count = planned_images(run, cfg)
+  drawn = None if count else cfg.num_images
   if not run.random:
-    spec = job.Job(model=run.model, data=source, num_images=cfg.num_images, targeted=run.targeted,
-                   seed=cfg.seed, batch_size=cfg.batch_size or None,
+    spec = job.Job(model=run.model, data=source, num_images=drawn, num_correct=count,
+                   targeted=run.targeted, seed=cfg.seed, batch_size=cfg.batch_size or None,
                    config=AttackConfig(pixels=run.pixels, popsize=cfg.popsize, generations=cfg.generations))
     return job.run(spec, d, progress=progress, log=log)
   t0 = time.time()
   model = models.load(run.model)
   images, labels = data.load(source, "test", model)
-  ids = data.draw(len(images), cfg.num_images, cfg.seed)
-  correct = ids[data.classify(model, images[ids]).argmax(1) == labels[ids]]
+  if count:
+    ids, probs = data.draw_correct(model, images, labels, count, cfg.seed)
+  else:
+    ids = data.draw(len(images), drawn, cfg.seed)
+    probs = data.classify(model, images[ids])
+  correct = ids[probs.argmax(1) == labels[ids]]
   os.makedirs(d, exist_ok=True)
   path = os.path.join(d, "results.jsonl")
   results.repair(path)
@@ -137,8 +167,26 @@ def _pct(x):
   return "-" if x is None or x != x else f"{100 * x:.2f}%"
 
 
-def _cell(ours, paper, fmt=_pct):
-  return f"{fmt(ours)} ({fmt(paper)})"
+def _num(x):
+  return "-" if x is None or x != x else f"{x:,.0f}"
+
+
+def _row(network: str, quantity: str, est, paper, fmt, unit: str, planned: int | None = None) -> str:
+  """One table row: ours, the 95% interval, n (marked when the run is still
+  incomplete), the paper's number and whether it lies inside our interval."""
+  if est is None:
+    return f"| {network} | {quantity} | - | - | 0 | {fmt(paper)} | - |"
+  value, (lo, hi), n = est
+  interval = "-" if lo != lo else f"{fmt(lo)} - {fmt(hi)}"
+  inside = "-" if lo != lo else ("yes" if lo <= paper <= hi else "**no**")
+  count = f"{n:,} {unit}"
+  if planned and n < planned:
+    count += f" of {planned:,} (incomplete)"
+  return f"| {network} | {quantity} | {fmt(value)} | {interval} | {count} | {fmt(paper)} | {inside} |"
+
+
+_HEADER = ["| network | quantity | ours | 95% interval | n | paper | paper inside? |",
+           "|---|---|---|---|---|---|---|"]
 
 
 def read_runs(tables, out_dir: str, skipped=()) -> dict[str, list[dict]]:
@@ -153,82 +201,123 @@ def read_runs(tables, out_dir: str, skipped=()) -> dict[str, list[dict]]:
 
 def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str = "",
            figure_files=()) -> str:
-  """The markdown of ``tables.md``: ours beside the paper's number in every cell.
+  """The markdown of ``tables.md``: in every row ours, its 95% interval
+  (Wilson for rates, normal for means), n, the paper's number and whether the
+  paper's number lies inside our interval; rows of runs still going carry
+  their count against the planned one.
 
   Args:
     recs: ``{run name: records}`` (``read_runs``); skipped: ``{run name: why}``.
     figure_files: paths (relative to the output folder) listed under "Figures".
   """
-  def col(run_name, fn):
-    r = recs.get(run_name)
-    return fn(r) if r else None
-
+  est = {name: metrics.estimates(r) for name, r in recs.items() if r}
+  runs = {run.name: run for run in runs_for(tables)}
   root = str(pathlib.Path(__file__).resolve().parents[2]) + os.sep  # the repository
   paper = preset("paper")
 
-  def note(m):  # paths inside the repository shown relative to it, so the report can be committed
-    return f" — *{skipped[m].replace(root, '')}*" if m in skipped else ""
+  def planned(name, per_image=1):
+    n = planned_images(runs[name], cfg)
+    return n and n * per_image
 
+  def rows(name, network, quantities):
+    if name in skipped:  # paths inside the repository shown relative to it, so the report can be committed
+      return [f"| {network} | not run: {skipped[name].replace(root, '')} | | | | | |"]
+    e = est.get(name, {})
+    return [_row(network, label, e.get(key), value, fmt, unit, planned(name, per))
+            for label, key, value, fmt, unit, per in quantities]
+
+  def targeted_quantities(p):
+    return [("targeted success", "success", p[0], _pct, "attacks", 9),
+            ("non-targeted success", "nontargeted_from_targeted", p[1], _pct, "images", 1),
+            ("confidence", "confidence", p[2], _pct, "successes", 0)]
+
+  draw = (f"{cfg.attacked_nontargeted} (Tables VII, VIII) and {cfg.attacked_targeted} (Tables IV-VI) "
+          f"correctly classified test images per network, the first of one random order (seed {cfg.seed})"
+          if cfg.attacked_targeted else
+          f"{cfg.num_images} test images drawn (seed {cfg.seed}), the correctly classified ones attacked")
   lines = [
-      "# Reproduced tables (ours, with the paper's number in parentheses)",
+      "# Reproduced tables",
       "",
-      f"Preset `{cfg.name}`: {cfg.num_images} test images drawn (seed {cfg.seed}) from "
-      f"`{os.path.basename(cfg.data or default_data())}`, correctly classified ones attacked; "
+      f"Preset `{cfg.name}`: {draw}, from `{os.path.basename(cfg.data or default_data())}`; "
       f"DE population {cfg.popsize}, at most {cfg.generations} generations "
-      f"(paper: {paper.num_images} images, {paper.popsize}, {paper.generations})."
-      + (f" Command: `{command}`" if command else ""),
+      f"(paper: {paper.num_images} images, {paper.popsize}, {paper.generations}). Intervals: 95%, "
+      "Wilson for rates, normal for means; \"paper inside?\" says whether the paper's number lies "
+      "in ours." + (f" Command: `{command}`" if command else ""),
       "",
   ]
-  iv = [m for m in CIFAR_MODELS]
   if "4" in tables:
-    lines += ["## Table IV: one pixel, targeted protocol", "",
-              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
-    for k, label, fn in [(0, "targeted success", metrics.success_rate),
-                         (1, "non-targeted success", metrics.nontargeted_from_targeted),
-                         (2, "confidence", metrics.confidence)]:
-      lines.append(f"| {label} | " + " | ".join(_cell(col(f"iv_{m}", fn), PAPER["iv"][m][k]) for m in iv) + " |")
-    lines.append("| images attacked | " + " | ".join(str(col(f"iv_{m}", lambda r: len({x['id'] for x in r})) or "-")
-                                               for m in iv) + " |")
-    lines += [f"- {m}: not run{note(f'iv_{m}')}" for m in iv if f"iv_{m}" in skipped] + [""]
+    lines += ["## Table IV: one pixel, targeted protocol", "", *_HEADER]
+    for m in CIFAR_MODELS:
+      lines += rows(f"iv_{m}", m, targeted_quantities(PAPER["iv"][m]))
+    lines.append("")
   if "5" in tables:
-    v = [("v_allconv_3px", ("allconv", 3), "AllConv, 3 px"), ("v_nin_5px", ("nin", 5), "NiN, 5 px")]
-    lines += ["## Table V: 3 and 5 pixels, targeted protocol", "",
-              "| | " + " | ".join(x[2] for x in v) + " |", "|---|---|---|"]
-    for k, label, fn in [(0, "targeted success", metrics.success_rate),
-                         (1, "non-targeted success", metrics.nontargeted_from_targeted),
-                         (2, "confidence", metrics.confidence)]:
-      lines.append(f"| {label} | " + " | ".join(_cell(col(n, fn), PAPER["v"][key][k]) for n, key, _ in v) + " |")
-    lines += [f"- {n}: not run{note(n)}" for n, _, _ in v if n in skipped] + [""]
+    lines += ["## Table V: 3 and 5 pixels, targeted protocol", "", *_HEADER]
+    for name, key, label in [("v_allconv_3px", ("allconv", 3), "allconv, 3 px"),
+                             ("v_nin_5px", ("nin", 5), "nin, 5 px")]:
+      lines += rows(name, label, targeted_quantities(PAPER["v"][key]))
+    lines.append("")
   if "6" in tables:
-    lines += ["## Table VI: cost and distortion (from the Table IV runs)", "",
-              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv)]
-    num = lambda x: "-" if x is None or x != x else f"{x:,.0f}"  # noqa: E731
-    lines.append("| mean evaluations per attack | " + " | ".join(
-        _cell(col(f"iv_{m}", metrics.mean_queries), PAPER["vi"][m][0], num) for m in iv) + " |")
-    lines.append("| mean distortion, one channel (successes) | " + " | ".join(
-        _cell(col(f"iv_{m}", metrics.mean_distortion), PAPER["vi"][m][1], num) for m in iv) + " |")
-    lines += [f"- Our budget is at most {cfg.popsize * (cfg.generations + 1):,} evaluations per attack "
+    lines += ["## Table VI: cost and distortion (from the Table IV runs)", "", *_HEADER]
+    for m in CIFAR_MODELS:
+      lines += rows(f"iv_{m}", m, [
+          ("mean evaluations per attack", "mean_queries", PAPER["vi"][m][0], _num, "attacks", 9),
+          ("mean distortion, one channel (successes)", "mean_distortion", PAPER["vi"][m][1], _num,
+           "successes", 0)])
+    lines += ["", f"Our budget is at most {cfg.popsize * (cfg.generations + 1):,} evaluations per attack "
               f"(paper: {AttackConfig().max_queries:,}).", ""]
   if "7" in tables:
-    lines += [f"## Table VII: random search, {cfg.random_trials} random single-pixel changes, non-targeted", "",
-              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
-              "| success | " + " | ".join(_cell(col(f"vii_{m}", metrics.success_rate), PAPER["vii"][m])
-                                       for m in iv) + " |"]
-    lines += [f"- {m}: not run{note(f'vii_{m}')}" for m in iv if f"vii_{m}" in skipped] + [""]
+    lines += [f"## Table VII: random search, {cfg.random_trials} random single-pixel changes, non-targeted",
+              "", *_HEADER]
+    for m in CIFAR_MODELS:
+      lines += rows(f"vii_{m}", m, [("success", "success", PAPER["vii"][m], _pct, "images", 1)])
+    lines.append("")
   if "8" in tables:
     lines += ["## Table VIII: true non-targeted attacks (minimise the true class), one pixel", "",
-              "The paper's Table VIII is on the original CIFAR-10 test set, as ours is (JPEG copy); its "
-              "non-targeted column comes from targeted runs.", "",
-              "| | " + " | ".join(iv) + " |", "|---|" + "---|" * len(iv),
-              "| non-targeted success | " + " | ".join(
-                  _cell(col(f"viii_{m}", metrics.success_rate), PAPER["viii"][m][1]) for m in iv) + " |",
-              "| confidence | " + " | ".join(
-                  _cell(col(f"viii_{m}", metrics.confidence), PAPER["viii"][m][2]) for m in iv) + " |"]
-    lines += [f"- {m}: not run{note(f'viii_{m}')}" for m in iv if f"viii_{m}" in skipped] + [""]
-
+              "The paper's Table VIII is on the original CIFAR-10 test set, ours on its JPEG copy; its "
+              "non-targeted column comes from targeted runs.", "", *_HEADER]
+    for m in CIFAR_MODELS:
+      lines += rows(f"viii_{m}", m, [
+          ("non-targeted success", "success", PAPER["viii"][m][1], _pct, "images", 1),
+          ("confidence", "confidence", PAPER["viii"][m][2], _pct, "successes", 0)])
+    lines.append("")
   if figure_files:
     lines += ["## Figures", ""] + [f"- `{f}`" for f in figure_files] + [""]
   return "\n".join(lines)
+
+
+def estimate_hours(tables, cfg, rates: dict[str, float]) -> dict[str, dict]:
+  """CPU (or device) hours of each run the tables need, before running it.
+
+  ``rates``: attack queries per second per model (e.g. from
+  ``benchmark.attack_queries_per_s``). A DE attack is expected to cost the
+  paper's mean evaluations per attack (Table VI) and costs at most the
+  budget's ``max_queries``; a random search costs ``random_trials`` per image.
+  Where a preset draws images rather than counting attacked ones, all drawn
+  images are counted (an upper bound). Returns ``{run name: {attacks,
+  expected_hours, max_hours}}`` plus ``"total"``; runs of models without a
+  rate are left out.
+  """
+  budget = AttackConfig(popsize=cfg.popsize, generations=cfg.generations).max_queries
+  out, total = {}, {"attacks": 0, "expected_hours": 0.0, "max_hours": 0.0}
+  for run in runs_for(tables):
+    rate = rates.get(run.model)
+    if not rate:
+      continue
+    images = planned_images(run, cfg) or cfg.num_images
+    if run.random:
+      attacks, expected = images, cfg.random_trials
+      most = expected
+    else:
+      attacks = images * (9 if run.targeted else 1)
+      most = budget
+      expected = min(PAPER["vi"][run.model][0], budget)
+    rec = {"attacks": attacks, "expected_hours": attacks * expected / rate / 3600,
+           "max_hours": attacks * most / rate / 3600}
+    out[run.name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in rec.items()}
+    for k in total:
+      total[k] += rec[k]
+  out["total"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in total.items()}
+  return out
 
 
 def figure_data(tables, recs: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
