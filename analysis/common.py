@@ -21,7 +21,8 @@ flags.DEFINE_string("checkpoint", None, "A .msgpack checkpoint instead of the bu
 flags.DEFINE_string("data", "samples", "'samples' (20 lossless CIFAR-10 test images in the foolbox wheel), 'tfds', "
                     "or an image folder / .tar.gz (e.g. $ONEPIXEL_CIFAR10).")
 flags.DEFINE_integer("seed", 0, "Seed of the image draw (as experiments.attack) and of every attack.")
-flags.DEFINE_integer("batch_size", 512, "Perturbed images per forward pass of the batched evaluations.")
+flags.DEFINE_integer("batch_size", None, "Perturbed images per forward pass of the batched evaluations "
+                     "(default: 512 dense, 4,096 on the incremental path).")
 flags.DEFINE_string("results", None, "Optional attack records (experiments.attack's results.jsonl, or an "
                     "analysis's attacks.jsonl) of the same --data; see each script.")
 

@@ -59,6 +59,8 @@ flags.DEFINE_boolean("compare_xla", False, "Also measure the forward pass and de
                      "default compiler options.")
 flags.DEFINE_boolean("train", False, "Measure training throughput (before / after the training-speed "
                      "settings) instead of attacks.")
+flags.DEFINE_boolean("corner", False, "Measure the analyses' corner search (dense with XLA's defaults, "
+                     "dense, incremental) instead of attacks.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per measurement (the best counts).")
 
 
@@ -110,6 +112,12 @@ def _train() -> list[dict]:
 
 def main(argv):
   del argv
+  if FLAGS.corner:
+    from onepixel_jax import models
+    results = [benchmark.corner_search_rates(models.load(name)) for name in FLAGS.model]
+    for res in results:
+      print(json.dumps(res), flush=True)
+    return
   if FLAGS.train:
     results, stem = _train(), "train_benchmark"
     table = benchmark.train_markdown_table(results)

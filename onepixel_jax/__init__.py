@@ -23,7 +23,7 @@ from onepixel_jax.results import AttackResult
 
 __all__ = ["AttackConfig", "AttackResult", "attack", "attack_iter", "models", "data"]
 
-_SUBMODULES = ("models", "data", "de", "perturb", "results", "job", "figures", "analysis", "paper", "train",
+_SUBMODULES = ("models", "data", "de", "perturb", "results", "job", "figures", "analysis", "paper", "train", "compiler",
                "benchmark")
 
 # Modules that moved in this release: the old import paths still work until the

@@ -227,6 +227,35 @@ def markdown_table(results: list[dict]) -> str:
   return "\n".join(rows)
 
 
+def corner_search_rates(model, num_images: int = 2, seed: int = 0) -> dict:
+  """Queries per second of the analyses' corner search
+  (:func:`analysis.corner_search.search`, 8,192 queries per 32x32 image) on
+  ``num_images`` random images, three ways in one run: the dense path with
+  XLA's default compilation (as before the compiler options and the
+  incremental path reached the analyses), the tuned dense path, and the
+  incremental path (the default where the model has one)."""
+  from onepixel_jax.analysis import corner_search
+  h, w = model.input_size
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (num_images, h, w, 3), dtype=np.uint8)
+  labels = rng.integers(0, model.num_classes, num_images)
+  queries = num_images * h * w * 8
+
+  def rate(incremental):
+    corner_search.search(model, images[:1], labels[:1], incremental=incremental)  # compile
+    t = time.perf_counter()
+    corner_search.search(model, images, labels, incremental=incremental)
+    return round(queries / (time.perf_counter() - t), 1)
+
+  with compiler.xla_defaults():
+    before = rate(False)
+  out = {"model": model.name, "num_images": num_images, "queries_per_image": h * w * 8,
+         "dense_xla_defaults_queries_per_s": before, "dense_queries_per_s": rate(False),
+         "incremental_queries_per_s": rate(True) if getattr(model, "supports_incremental", False) else None}
+  out["speedup"] = round((out["incremental_queries_per_s"] or out["dense_queries_per_s"]) / before, 2)
+  return out
+
+
 # ------------------------------------------------------------ training speed
 
 # The training settings before the training-speed work (batch 256, XLA's

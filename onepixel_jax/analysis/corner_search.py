@@ -81,12 +81,15 @@ class CornerSearch:
     return out
 
 
-def search(predict, images, labels, batch_size: int = 512, progress: bool = False) -> CornerSearch:
+def search(predict, images, labels, batch_size: int | None = None, progress: bool = False,
+           incremental: bool = True) -> CornerSearch:
   """Evaluates every position x extreme colour of every image.
 
   Args:
     predict: a loaded model or a jittable ``uint8[n, H, W, 3] -> float[n, C]``.
     images: uint8[N, H, W, 3]; labels: int[N].
+    batch_size, incremental: as :func:`query.probabilities` (incremental
+      inference by default where the model has it).
   Returns:
     CornerSearch.
   """
@@ -94,7 +97,8 @@ def search(predict, images, labels, batch_size: int = 512, progress: bool = Fals
   labels = np.asarray(labels, np.int64)
   n, h, w = images.shape[:3]
   pixels = np.broadcast_to(corner_pixels(h, w)[None], (n, h * w * 8, 1, 5))
-  probs = query.probabilities(predict, images, pixels, batch_size, progress=progress)  # [N, HW8, C]
+  probs = query.probabilities(predict, images, pixels, batch_size, progress=progress,
+                              incremental=incremental)  # [N, HW8, C]
   c = probs.shape[-1]
   grid = probs.reshape(n, h, w, 8, c)
   return CornerSearch(predicted=grid.argmax(-1).astype(np.int16),

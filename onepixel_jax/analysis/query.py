@@ -2,7 +2,9 @@
 ``open_questions``).
 
 :func:`probabilities` evaluates many perturbations of many images in one
-batched, compiled evaluation: the perturbed images are written on the device
+batched, compiled evaluation: through the model's incremental inference
+where it has one (only the windows the changed pixels reach are recomputed,
+as in the attack), else with the perturbed images written on the device
 (``perturb.apply``) chunk by chunk, so 8,192 perturbations of an image never
 sit in memory as images at once.
 """
@@ -15,11 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from onepixel_jax import perturb
+from onepixel_jax import compiler, perturb
 from onepixel_jax.attack import predict_fn
 
 
-def probabilities(predict, images, perturbations, batch_size: int = 512, progress: bool = False) -> np.ndarray:
+def probabilities(predict, images, perturbations, batch_size: int | None = None, progress: bool = False,
+                  incremental: bool = True) -> np.ndarray:
   """Class probabilities of every perturbed image, in one batched evaluation.
 
   Args:
@@ -28,7 +31,12 @@ def probabilities(predict, images, perturbations, batch_size: int = 512, progres
     perturbations: int[N, S, k, 5] valid ``(x, y, r, g, b)`` tuples: S
       perturbations of each image (see ``perturb.to_perturbations``).
     batch_size: perturbed images per forward pass (the last chunk is padded,
-      so the evaluation compiles once).
+      so the evaluation compiles once); default 512, or 4,096 on the
+      incremental path (as the attack sizes its passes).
+    incremental: evaluate through the model's incremental inference
+      (``apply_incremental``: only the windows the changed pixels reach are
+      recomputed) where it has one, as the attack does; equal to the dense
+      evaluation to float tolerance.
   Returns:
     float32[N, S, C]: ``probs[i, s]`` is the prediction on ``images[i]``
     with ``perturbations[i, s]`` written in.
@@ -40,10 +48,43 @@ def probabilities(predict, images, perturbations, batch_size: int = 512, progres
   if pixels.ndim != 4 or pixels.shape[0] != images.shape[0] or pixels.shape[-1] != 5:
     raise ValueError(f"perturbations must be int[N, S, k, 5] for {images.shape[0]} images, got shape {pixels.shape}")
   n, s, k, _ = pixels.shape
-  total = n * s
-  if total == 0:
+  if n * s == 0:
     return np.zeros((n, s, 0), np.float32)
-  fn, params, _ = predict_fn(predict)
+  fn, params, incremental_fn = predict_fn(predict, incremental)
+  if incremental_fn is not None:
+    return _incremental(incremental_fn, params, images, pixels, batch_size or 4096, progress)
+  return _dense(fn, params, images, pixels, batch_size or 512, progress)
+
+
+def _bar(progress: bool, total: int):
+  if not progress:
+    return None
+  from tqdm.auto import tqdm
+  return tqdm(total=total, unit="query", smoothing=0.1)
+
+
+def _pipelined(calls, bar, sizes):
+  """Runs the dispatching ``calls`` one ahead of fetching their results."""
+  out, pending = [], None
+  for call, size in zip(calls, sizes):
+    nxt = call()
+    if pending is not None:
+      out.append(np.asarray(pending[0]))
+      if bar is not None:
+        bar.update(pending[1])
+    pending = (nxt, size)
+  out.append(np.asarray(pending[0]))
+  if bar is not None:
+    bar.update(pending[1])
+    bar.close()
+  return out
+
+
+def _dense(fn, params, images, pixels, batch_size, progress):
+  """Every perturbation written into its image and the whole network run,
+  ``batch_size`` perturbed images per pass."""
+  n, s, k, _ = pixels.shape
+  total = n * s
   b = int(min(batch_size, total))
   chunks = math.ceil(total / b)
   image_of = np.repeat(np.arange(n, dtype=np.int32), s)
@@ -52,27 +93,37 @@ def probabilities(predict, images, perturbations, batch_size: int = 512, progres
   image_of = np.concatenate([image_of, np.zeros(pad, np.int32)])
   flat = np.concatenate([flat, np.repeat(flat[:1], pad, axis=0)])
 
-  @jax.jit
   def chunk(params, imgs, idx, pix):
     return fn(params, perturb.apply(imgs[idx], pix)).astype(jnp.float32)
 
+  chunk = compiler.jit(chunk, "dense")
   dev_images = jnp.asarray(images)
-  out = []
-  bar = None
-  if progress:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=total, unit="query", smoothing=0.1)
-  pending = None
-  for c in range(chunks):  # dispatch chunk c before fetching chunk c - 1
-    nxt = chunk(params, dev_images, jnp.asarray(image_of[c * b:(c + 1) * b]), jnp.asarray(flat[c * b:(c + 1) * b]))
-    if pending is not None:
-      out.append(np.asarray(pending))
-      if bar is not None:
-        bar.update(b)
-    pending = nxt
-  out.append(np.asarray(pending))
-  if bar is not None:
-    bar.update(total - (chunks - 1) * b)
-    bar.close()
-  probs = np.concatenate(out)[:total]
+  calls = [lambda c=c: chunk(params, dev_images, jnp.asarray(image_of[c * b:(c + 1) * b]),
+                             jnp.asarray(flat[c * b:(c + 1) * b])) for c in range(chunks)]
+  sizes = [b] * (chunks - 1) + [total - (chunks - 1) * b]
+  probs = np.concatenate(_pipelined(calls, _bar(progress, total), sizes))[:total]
   return probs.reshape(n, s, probs.shape[-1])
+
+
+def _incremental(incremental_fn, params, images, pixels, batch_size, progress):
+  """Blocks of ``B`` images x ``P`` perturbations (``B * P`` about
+  ``batch_size``) through the model's incremental inference; the last blocks
+  are padded with repeats, so it compiles once."""
+  n, s, k, _ = pixels.shape
+  p = int(min(s, batch_size))
+  b = int(max(1, min(n, batch_size // p)))
+  n_pad, s_pad = math.ceil(n / b) * b, math.ceil(s / p) * p
+  imgs = np.concatenate([images, np.repeat(images[:1], n_pad - n, axis=0)])
+  pix = np.concatenate([pixels, np.repeat(pixels[:, :1], s_pad - s, axis=1)], axis=1)
+  pix = np.concatenate([pix, np.repeat(pix[:1], n_pad - n, axis=0)])
+  chunk = compiler.jit(lambda params, clean, pix: incremental_fn(params, clean, pix).astype(jnp.float32),
+                       "incremental")
+  blocks = [(i, j) for i in range(0, n_pad, b) for j in range(0, s_pad, p)]
+  calls = [lambda i=i, j=j: chunk(params, jnp.asarray(imgs[i:i + b]), jnp.asarray(pix[i:i + b, j:j + p]))
+           for i, j in blocks]
+  sizes = [min(b, n - i) * min(p, s - j) for i, j in blocks]
+  out = _pipelined(calls, _bar(progress, n * s), sizes)
+  probs = np.zeros((n_pad, s_pad, out[0].shape[-1]), np.float32)
+  for (i, j), o in zip(blocks, out):
+    probs[i:i + b, j:j + p] = o
+  return probs[:n, :s]
