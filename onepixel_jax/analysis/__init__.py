@@ -6,6 +6,8 @@
 * ``history``: success and best fitness by generation or by queries.
 * ``probe``: colour-path and position probes of a perturbation.
 * ``corner_search``: exhaustive extreme-colour search, vulnerability maps.
+* ``grid_reference``: every position x every colour of a grid, the exhaustive
+  one-pixel reference that searches are scored against (recall).
 * ``open_questions``: the paper's open questions (population, generations,
   class-pair imbalance).
 """

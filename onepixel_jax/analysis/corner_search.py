@@ -18,11 +18,11 @@ import math
 
 import numpy as np
 
-from onepixel_jax.analysis import Outputs, history, query
+from onepixel_jax.analysis import Outputs, grid_reference, history, query
 
 # int32[8, 3]: every colour whose channels are each 0 or 255, in binary order
-# (black, blue, green, cyan, red, magenta, yellow, white).
-CORNER_COLOURS = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], np.int32)
+# (black, blue, green, cyan, red, magenta, yellow, white): the 2-level grid.
+CORNER_COLOURS = grid_reference.colour_grid(2)
 
 
 def corner_pixels(height: int, width: int) -> np.ndarray:
@@ -31,9 +31,7 @@ def corner_pixels(height: int, width: int) -> np.ndarray:
   Row ``(y * W + x) * 8 + c`` writes colour ``CORNER_COLOURS[c]`` at column x,
   row y (so ``reshape(H, W, 8)`` recovers the grid).
   """
-  y, x, c = np.meshgrid(np.arange(height), np.arange(width), np.arange(8), indexing="ij")
-  rgb = CORNER_COLOURS[c.ravel()]
-  return np.concatenate([x.reshape(-1, 1), y.reshape(-1, 1), rgb], axis=1).astype(np.int32)[:, None, :]
+  return grid_reference.grid_perturbations(height, width, CORNER_COLOURS)
 
 
 @dataclasses.dataclass(frozen=True)
