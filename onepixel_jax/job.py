@@ -19,10 +19,12 @@ Models load with ``models.load``, images with ``data.load`` / ``data.draw`` /
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
 
+import jax
 import numpy as np
 
 from onepixel_jax import data, figures, models, results
@@ -70,7 +72,20 @@ def plan(ids, labels, targeted: bool, num_classes: int):
   return out
 
 
-def _check_resumable(out_dir: str, job: Job):
+def weights_sha256(model) -> str:
+  """sha256 of a model's weights as loaded (every leaf's float32 bytes, in
+  tree order): a run's records are only resumed with the same weights."""
+  h = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(model.variables):
+    h.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+  return h.hexdigest()
+
+
+def _settings(job: Job, weights: str) -> dict:
+  return {**job.to_json(), "weights_sha256": weights}
+
+
+def _check_resumable(out_dir: str, job: Job, weights: str):
   path = os.path.join(out_dir, "config.json")
   if not os.path.exists(path):
     return
@@ -79,7 +94,9 @@ def _check_resumable(out_dir: str, job: Job):
       old = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
-  new = job.to_json()
+  new = _settings(job, weights)
+  if "weights_sha256" not in old:  # written before the weights were recorded
+    new.pop("weights_sha256")
   diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
   if diff:
     raise ValueError(f"--out {out_dir} holds a run with other settings ({', '.join(diff)} differ); "
@@ -101,7 +118,8 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
   images, labels = data.load(job.data, job.split, model)
   if job.num_correct is not None and job.num_images is not None:
     raise ValueError("give num_images (images drawn) or num_correct (correct images attacked), not both")
-  _check_resumable(out_dir, job)
+  weights = weights_sha256(model)
+  _check_resumable(out_dir, job, weights)
   if job.num_correct is not None:
     ids, probs = data.draw_correct(model, images, labels, job.num_correct, job.seed)
   else:
@@ -114,7 +132,7 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
 
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "config.json"), "w") as f:
-    json.dump(job.to_json(), f, indent=1)
+    json.dump(_settings(job, weights), f, indent=1)
   path = os.path.join(out_dir, "results.jsonl")
   results.repair(path)
   done = {(r["id"], -1 if r["target"] is None else r["target"]) for r in results.read(path)}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import job as job_lib
-from onepixel_jax import results
+from onepixel_jax import models, results
 from onepixel_jax.attack import AttackConfig
 from onepixel_jax.paper import metrics
 from tests.helpers import ROOT
@@ -125,6 +125,25 @@ def test_other_settings_refuse_to_resume(setup, tmp_path):
   with pytest.raises(ValueError, match="other settings"):
     job_lib.run(job(setup, num_images=1, targeted=False, config=AttackConfig(popsize=8, generations=3, pixels=3)),
                    out, progress=False, log=lambda *a: None)
+
+
+def test_retrained_weights_refuse_to_resume(setup, tmp_path):
+  """Records made with one network are never continued with another saved
+  under the same name (a retrained bundled checkpoint)."""
+  import shutil
+  import jax
+  ckpt = str(tmp_path / "allconv.msgpack")
+  shutil.copy(setup["ckpt"], ckpt)
+  shutil.copy(setup["ckpt"].replace(".msgpack", ".json"), ckpt.replace(".msgpack", ".json"))
+  out, quiet = str(tmp_path / "run"), dict(progress=False, log=lambda *a: None)
+  spec = job(setup, num_images=1, targeted=False, checkpoint=ckpt)
+  job_lib.run(spec, out, **quiet)
+  with open(os.path.join(out, "config.json")) as f:
+    assert json.load(f)["weights_sha256"] == job_lib.weights_sha256(models.load("allconv", ckpt))
+  job_lib.run(spec, out, **quiet)  # the same weights resume
+  models.save_checkpoint(models.init_variables(models.create("allconv"), jax.random.PRNGKey(1)), ckpt)
+  with pytest.raises(ValueError, match=r"other settings \(weights_sha256 differ\)"):
+    job_lib.run(spec, out, **quiet)
 
 
 def test_dense_run_resumes_an_incremental_one_with_the_same_records(setup, tmp_path):
