@@ -111,7 +111,7 @@ class GridReference:
 
 def search(predict, images, labels, targets=None, levels: int = 3, batch_size: int | None = None,
            progress: bool = False, incremental: bool = True) -> GridReference:
-  """Evaluates every position x grid colour of every image, one image at a time.
+  """Evaluates every position x grid colour of every image, in one batched evaluation.
 
   Args:
     predict: a loaded model or a jittable ``uint8[n, H, W, 3] -> float[n, C]``.
@@ -127,16 +127,14 @@ def search(predict, images, labels, targets=None, levels: int = 3, batch_size: i
   if targets.shape != (n,):
     raise ValueError(f"targets must be int[{n}] (-1 for non-targeted), got shape {targets.shape}")
   colours = colour_grid(levels)
-  pert = grid_perturbations(h, w, colours)[None]
-  predicted, true_prob, target_prob = [], [], []
-  for i in range(n):
-    probs = query.probabilities(predict, images[i:i + 1], pert, batch_size, progress=progress,
-                                incremental=incremental)[0].reshape(h, w, len(colours), -1)
-    predicted.append(probs.argmax(-1).astype(np.int16))
-    true_prob.append(probs[..., labels[i]])
-    target_prob.append(probs[..., targets[i]] if targets[i] >= 0 else np.full(probs.shape[:3], np.nan, np.float32))
-  return GridReference(predicted=np.stack(predicted), true_prob=np.stack(true_prob),
-                       target_prob=np.stack(target_prob), labels=labels, targets=targets, colours=colours)
+  pert = np.broadcast_to(grid_perturbations(h, w, colours)[None], (n, h * w * len(colours), 1, 5))
+  probs = query.probabilities(predict, images, pert, batch_size, progress=progress,
+                              incremental=incremental).reshape(n, h, w, len(colours), -1)  # one compilation
+  pick = lambda cls: np.take_along_axis(probs, cls[:, None, None, None, None], -1)[..., 0]  # noqa: E731
+  target_prob = np.where(targets[:, None, None, None] >= 0, pick(np.maximum(targets, 0)), np.nan)
+  return GridReference(predicted=probs.argmax(-1).astype(np.int16), true_prob=pick(labels),
+                       target_prob=target_prob.astype(np.float32), labels=labels, targets=targets,
+                       colours=colours)
 
 
 def recall(success, reference: GridReference) -> float:
