@@ -16,6 +16,7 @@ from absl import app, flags
 
 from onepixel_jax import job
 from onepixel_jax.attack import EARLY_STOP_RULES, AttackConfig
+from onepixel_jax.methods import METHODS
 
 FLAGS = flags.FLAGS
 PAPER = AttackConfig()  # every flag default below is the paper's (Sec. IV)
@@ -38,6 +39,12 @@ flags.DEFINE_integer("popsize", PAPER.popsize, f"DE population (paper: {PAPER.po
 flags.DEFINE_integer("generations", PAPER.generations, f"Maximum DE generations (paper: {PAPER.generations}).")
 flags.DEFINE_enum("early_stop", PAPER.early_stop, list(EARLY_STOP_RULES), "paper: target > 0.9 / true < 0.05; "
                   "misclassify: first success; none.")
+flags.DEFINE_enum("method", PAPER.method, list(METHODS), "Search: de (the paper's), random (Table VII's "
+                  "baseline), corner (every position x 8 extreme colours, CornerSearch's first stage), sparse_rs "
+                  "(Sparse-RS), prioritized_corners (OPPSLA's order); the others propose --popsize candidates "
+                  "per step.")
+flags.DEFINE_integer("query_budget", PAPER.query_budget, "Queries per attack (default: popsize x (generations "
+                     "+ 1), the paper's 40,400); every method stops there.")
 flags.DEFINE_integer("seed", 0, "Seed for the image draw and every attack.")
 flags.DEFINE_integer("batch_size", None, "Attacks per forward pass (default: ~1024 images per CPU "
                      "device, ~4096 with incremental inference, ~16384 per accelerator).")
@@ -52,7 +59,7 @@ def main(argv):
     sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
   try:
     cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
-                       early_stop=FLAGS.early_stop)
+                       early_stop=FLAGS.early_stop, method=FLAGS.method, query_budget=FLAGS.query_budget)
     spec = job.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
                    num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
                    batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)

@@ -4,17 +4,24 @@ Su, Vargas, Sakurai, "One pixel attack for fooling deep neural networks"
 (IEEE TEVC 2019), Sec. III. Each attack searches for ``k`` pixel tuples
 ``(x, y, r, g, b)`` with DE; fitness is the target class's probability
 (targeted, maximised) or the true class's probability (non-targeted,
-minimised).
+minimised). The other search methods of :mod:`methods` (random, corner,
+Sparse-RS, OPPSLA's order) run in the same loop: ``AttackConfig(method=...)``.
 
 How it runs:
 
-* A *slot* holds one attack's population. ``batch_size`` slots advance one DE
-  generation per compiled step, and every slot's candidates go through the
-  model in one forward pass of ``batch_size * popsize`` images.
-* A slot whose attack has stopped (early stop or generation budget) is
-  refilled on the device with the next attack of the queue: its first step
-  evaluates the new attack's initial population in the same forward pass in
-  which the other slots evaluate their children (continuous batching).
+* A *slot* holds one attack's search state (DE: its population).
+  ``batch_size`` slots advance one step (DE: one generation) per compiled
+  step, and every slot's ``popsize`` candidates go through the model in one
+  forward pass of ``batch_size * popsize`` images.
+* A slot whose attack has stopped (early stop or query budget) is refilled
+  on the device with the next attack of the queue: its first step evaluates
+  the new attack's first candidates (DE: its initial population) in the same
+  forward pass in which the other slots evaluate their next ones (continuous
+  batching).
+* Queries are counted one by one in proposal order: an attack's
+  ``first_success_query`` is exact, so one run at the full budget gives its
+  success at every smaller budget. The reported candidate is a succeeding one
+  if any was seen (the fittest of those), else the fittest.
 * Each attack's randomness derives only from ``(seed, id, target)``, so its
   outcome does not depend on the batch size, slot order or device count.
 * Slots are sharded over the local devices along the batch axis.
@@ -35,7 +42,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
-from onepixel_jax import compiler, de, perturb
+from onepixel_jax import compiler, de, methods, perturb
 from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
@@ -59,9 +66,15 @@ class AttackConfig:
     early_stop: ``"paper"``: targeted attacks stop once the target's
       probability exceeds ``target_threshold`` (0.9), non-targeted ones once
       the true class's probability falls below ``true_threshold`` (0.05);
-      ``"misclassify"``: stop at the first success (best candidate
-      classified as the target / as anything but the true class);
+      ``"misclassify"``: stop at the first success (a candidate classified
+      as the target / as anything but the true class);
       ``"none"``: always run every generation.
+    method: the search (:mod:`methods`): ``"de"`` (the paper's, default),
+      ``"random"``, ``"corner"``, ``"sparse_rs"``, ``"prioritized_corners"``.
+      The other methods propose ``popsize`` candidates per step; F,
+      crossover, strategy and dither are DE's.
+    query_budget: None for the paper's ``popsize * (generations + 1)``
+      queries per attack, or a smaller budget (every method stops there).
   """
 
   pixels: int = 1
@@ -74,6 +87,8 @@ class AttackConfig:
   early_stop: str = "paper"
   target_threshold: float = 0.9
   true_threshold: float = 0.05
+  method: str = "de"
+  query_budget: int | None = None
 
   def __post_init__(self):
     def bad(msg):
@@ -100,10 +115,20 @@ class AttackConfig:
     for name in ("target_threshold", "true_threshold"):
       if not 0 < getattr(self, name) < 1:
         bad(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
+    if self.method not in methods.METHODS:
+      bad(f"method must be one of {methods.METHODS}, got {self.method!r}")
+    if self.method in methods.ONE_PIXEL_ONLY and self.pixels != 1:
+      bad(f"method {self.method!r} searches one pixel; got pixels={self.pixels}")
+    full = self.popsize * (self.generations + 1)
+    if self.query_budget is not None and (not isinstance(self.query_budget, (int, np.integer))
+                                          or not 1 <= self.query_budget <= full):
+      bad(f"query_budget must be None or an integer in [1, popsize x (generations + 1) = {full}], "
+          f"got {self.query_budget!r}; raise generations for a larger budget")
 
   @property
   def max_queries(self) -> int:
-    return self.popsize * (self.generations + 1)
+    """Queries per attack at most: ``query_budget``, else ``popsize * (generations + 1)``."""
+    return self.popsize * (self.generations + 1) if self.query_budget is None else int(self.query_budget)
 
 
 # --------------------------------------------------------------------------
@@ -202,24 +227,17 @@ class _Queue(NamedTuple):
 
 class _Slots(NamedTuple):
   attack: jax.Array           # int32[B] queue index; M marks an empty slot
-  fresh: jax.Array            # bool[B] the slot's next step evaluates a new initial population
-  population: jax.Array       # float32[B, P, D]
-  fitness: jax.Array          # float32[B, P]
-  best_x: jax.Array           # float32[B, D]
-  best_fit: jax.Array         # float32[B]
+  fresh: jax.Array            # bool[B] the slot's next step is a new attack's first
+  state: Any                  # the method's state, every leaf [B, ...]
+  best_x: jax.Array           # float32[B, D] the incumbent: a succeeding candidate if any, else the fittest
+  best_score: jax.Array       # float32[B] its fitness, minus 2 if it succeeds
   best_probs: jax.Array       # float32[B, C]
-  generation: jax.Array       # int32[B]
+  best_fit: jax.Array         # float32[B] the lowest fitness seen (the history's quantity)
+  first_success: jax.Array    # int32[B] queries up to the first succeeding candidate, 0 if none yet
+  generation: jax.Array       # int32[B] step index (DE: generation)
   queries: jax.Array          # int32[B]
-  fitness_history: jax.Array  # float32[B, G + 1]
-  predicted_history: jax.Array  # int32[B, G + 1]
-
-
-def _fitness(probs, labels, targets):
-  """Minimised fitness: true-class probability, or minus the target's. probs [B, P, C]."""
-  targeted = targets >= 0
-  cls = jnp.where(targeted, targets, labels)
-  p = jnp.take_along_axis(probs, cls[:, None, None], axis=2)[..., 0]
-  return jnp.where(targeted[:, None], -p, p)
+  fitness_history: jax.Array  # float32[B, S]
+  predicted_history: jax.Array  # int32[B, S]
 
 
 def _should_stop(cfg: AttackConfig, best_probs, labels, targets):
@@ -233,81 +251,90 @@ def _should_stop(cfg: AttackConfig, best_probs, labels, targets):
   return jnp.where(targets >= 0, p_target > cfg.target_threshold, p_true < cfg.true_threshold)
 
 
-def _step(cfg: AttackConfig, pred: _Predict, shard, params, queue: _Queue, slots: _Slots, nxt):
+def _step(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, params, queue: _Queue, slots: _Slots, nxt):
   m = queue.labels.shape[0]
-  b, p, d = slots.population.shape
+  b, q = slots.best_x.shape[0], cfg.popsize
   h, w = queue.images.shape[1:3]
   active = slots.attack < m
   idx = jnp.minimum(slots.attack, m - 1)
-  labels, targets = queue.labels[idx], queue.targets[idx]
+  labels, targets, clean = queue.labels[idx], queue.targets[idx], queue.images[idx]
   init_keys, loop_keys = jnp.moveaxis(jax.vmap(jax.random.split)(queue.keys[idx]), 1, 0)
-  gen_keys = jax.vmap(jax.random.fold_in)(loop_keys, slots.generation)
-  lower, upper = (jnp.asarray(v) for v in perturb.bounds(cfg.pixels, h, w))
+  step = jnp.where(slots.fresh, 0, slots.generation + 1)
+  # Step s >= 1 draws from fold_in(loop key, s - 1) (DE's generations, as before methods existed); step 0 from
+  # the init key folded with 1 (init itself uses the init key).
+  step_keys = jnp.where((step == 0)[:, None], jax.vmap(jax.random.fold_in, (0, None))(init_keys, 1),
+                        jax.vmap(jax.random.fold_in)(loop_keys, jnp.maximum(step - 1, 0)))
 
-  # Proposals: a new attack's initial population, or every member's child.
-  init = jax.vmap(lambda k: perturb.init_candidates(k, p, cfg.pixels, h, w))(init_keys)
-  ask = functools.partial(de.ask, lower=lower, upper=upper, F=cfg.F, strategy=cfg.strategy,
-                          crossover=cfg.crossover, dither=cfg.dither)
-  children = jax.vmap(ask)(gen_keys, slots.population, slots.fitness)
-  proposals = shard(jnp.where(slots.fresh[:, None, None], init, children))
+  # A fresh slot starts its new attack's state; then every slot proposes q candidates.
+  fresh_state = jax.vmap(method.init)(init_keys, clean, labels, targets)
+  pick = lambda new, old: jnp.where(slots.fresh.reshape((b,) + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
+  state = jax.tree.map(pick, fresh_state, slots.state)
+  proposals = shard(jax.vmap(method.ask)(step_keys, state, step, clean))
+  before = jnp.where(slots.fresh, 0, slots.queries)
+  valid = jnp.arange(q)[None, :] < (budget - before)[:, None]  # [B, q]: queries within the budget
 
   # One forward pass for every slot's candidates.
-  clean, perturbations = queue.images[idx], perturb.to_perturbations(proposals, h, w)
+  perturbations = perturb.to_perturbations(proposals, h, w)
   if pred.incremental_fn is not None:
     probs = pred.incremental_fn(params, clean, perturbations).astype(jnp.float32)
   else:
-    flat = shard(perturb.apply(clean[:, None], perturbations)).reshape(b * p, h, w, 3)
+    flat = shard(perturb.apply(clean[:, None], perturbations)).reshape(b * q, h, w, 3)
     if pred.on_host:
       host = lambda x: np.asarray(pred.fn(None, np.asarray(x)), np.float32)  # noqa: E731
-      probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * p, pred.num_classes), jnp.float32), flat)
+      probs = jax.pure_callback(host, jax.ShapeDtypeStruct((b * q, pred.num_classes), jnp.float32), flat)
     else:
       probs = pred.fn(params, flat).astype(jnp.float32)
-  probs = shard(probs.reshape(b, p, pred.num_classes))
-  fit_new = _fitness(probs, labels, targets)
+  probs = shard(probs.reshape(b, q, pred.num_classes))
+  state = jax.vmap(method.tell)(state, proposals, probs, labels, targets, valid)
 
-  # Greedy selection (a fresh slot takes its initial population as is).
-  population, fitness = jax.vmap(de.tell)(slots.population, slots.fitness, proposals, fit_new)
-  population = jnp.where(slots.fresh[:, None, None], proposals, population)
-  fitness = jnp.where(slots.fresh[:, None], fit_new, fitness)
-  j = jnp.argmin(fit_new, axis=1)
+  # The incumbent: succeeding candidates before the others, then by fitness.
+  fit = methods.objective(probs, labels[:, None], targets[:, None])
+  wins = succeeded(jnp.argmax(probs, -1), labels[:, None], targets[:, None]) & valid
+  score = jnp.where(valid, fit - 2.0 * wins, jnp.inf)
+  j = jnp.argmin(score, axis=1)
   rows = jnp.arange(b)
-  improved = slots.fresh | (fit_new[rows, j] < slots.best_fit)
-  best_fit = jnp.where(improved, fit_new[rows, j], slots.best_fit)
+  improved = slots.fresh | (score[rows, j] < slots.best_score)
+  best_score = jnp.where(improved, score[rows, j], slots.best_score)
   best_x = jnp.where(improved[:, None], proposals[rows, j], slots.best_x)
   best_probs = jnp.where(improved[:, None], probs[rows, j], slots.best_probs)
-  generation = jnp.where(slots.fresh, 0, slots.generation + 1)
-  queries = jnp.where(slots.fresh, p, slots.queries + p)
-  fh = jnp.where(slots.fresh[:, None], jnp.nan, slots.fitness_history).at[rows, generation].set(best_fit)
-  ph = jnp.where(slots.fresh[:, None], -1, slots.predicted_history).at[rows, generation].set(
+  low = jnp.min(jnp.where(valid, fit, jnp.inf), axis=1)
+  best_fit = jnp.where(slots.fresh, low, jnp.minimum(slots.best_fit, low))
+  first_win = jnp.argmax(wins, axis=1)  # the first succeeding query of this step
+  prior = jnp.where(slots.fresh, 0, slots.first_success)
+  first_success = jnp.where((prior == 0) & wins.any(1), before + first_win + 1, prior).astype(jnp.int32)
+  queries = before + jnp.sum(valid, axis=1, dtype=jnp.int32)
+  fh = jnp.where(slots.fresh[:, None], jnp.nan, slots.fitness_history).at[rows, step].set(best_fit)
+  ph = jnp.where(slots.fresh[:, None], -1, slots.predicted_history).at[rows, step].set(
       jnp.argmax(best_probs, axis=-1).astype(jnp.int32))
 
-  done = active & (_should_stop(cfg, best_probs, labels, targets) | (generation >= cfg.generations))
-  record = dict(attack=slots.attack, done=done, best_x=best_x, best_probs=best_probs, generation=generation,
-                queries=queries, fitness_history=fh, predicted_history=ph,
+  done = active & (_should_stop(cfg, best_probs, labels, targets) | (queries >= budget))
+  record = dict(attack=slots.attack, done=done, best_x=best_x, best_probs=best_probs, generation=step,
+                queries=queries, first_success=first_success, fitness_history=fh, predicted_history=ph,
                 nonfinite=jnp.any(~jnp.isfinite(probs) & active[:, None, None]))
 
   # Continuous batching: finished slots take the next attacks of the queue.
   order = jnp.cumsum(done.astype(jnp.int32)) - 1
   attack = jnp.where(done, jnp.minimum(nxt + order, m), slots.attack).astype(jnp.int32)
   nxt = nxt + jnp.sum(done, dtype=jnp.int32)
-  new = _Slots(attack, done, population, fitness, best_x, best_fit, best_probs, generation, queries, fh, ph)
+  new = _Slots(attack, done, state, best_x, best_score, best_probs, best_fit, first_success, step, queries, fh, ph)
   return jax.tree.map(shard, new), nxt, record
 
 
 def _empty_record(slots: _Slots):
   z = jnp.zeros_like
   return dict(attack=slots.attack, done=z(slots.fresh), best_x=slots.best_x, best_probs=slots.best_probs,
-              generation=slots.generation, queries=slots.queries, fitness_history=slots.fitness_history,
+              generation=slots.generation, queries=slots.queries, first_success=slots.first_success,
+              fitness_history=slots.fitness_history,
               predicted_history=slots.predicted_history, nonfinite=jnp.zeros((), bool))
 
 
-def _make_chunk(cfg: AttackConfig, pred: _Predict, shard, steps: int):
+def _make_chunk(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, steps: int):
   def body(carry, _):
     params, queue, slots, nxt = carry
     busy = jnp.any(slots.attack < queue.labels.shape[0])
     slots, nxt, rec = jax.lax.cond(
         busy,
-        lambda s, n: _step(cfg, pred, shard, params, queue, s, n),
+        lambda s, n: _step(cfg, method, budget, pred, shard, params, queue, s, n),
         lambda s, n: (s, n, _empty_record(s)),
         slots, nxt)
     return (params, queue, slots, nxt), rec
@@ -447,20 +474,26 @@ def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids,
     return jax.lax.with_sharding_constraint(x, slot_sharding) if ndev > 1 else x
 
   h, w = images.shape[1:3]
-  d, p, g = 5 * cfg.pixels, cfg.popsize, cfg.generations
+  d = 5 * cfg.pixels
+  method = methods.make(cfg, h, w)
+  budget = methods.query_budget(cfg, h, w)
+  steps = methods.num_steps(cfg, h, w)
   queue = jax.device_put(_Queue(images, labels.astype(np.int32), tg.astype(np.int32), attack_keys(seed, ids, tg)),
                          replicated)
   first = np.minimum(np.arange(b), n).astype(np.int32)
+  state_shape = jax.eval_shape(jax.vmap(method.init), jax.ShapeDtypeStruct((b, 2), jnp.uint32),
+                               jax.ShapeDtypeStruct((b, h, w, 3), jnp.uint8), jax.ShapeDtypeStruct((b,), jnp.int32),
+                               jax.ShapeDtypeStruct((b,), jnp.int32))
   slots = _Slots(
-      attack=first, fresh=np.ones(b, bool),
-      population=np.zeros((b, p, d), np.float32), fitness=np.full((b, p), np.inf, np.float32),
-      best_x=np.zeros((b, d), np.float32), best_fit=np.full(b, np.inf, np.float32),
-      best_probs=np.zeros((b, c), np.float32), generation=np.zeros(b, np.int32), queries=np.zeros(b, np.int32),
-      fitness_history=np.full((b, g + 1), np.nan, np.float32), predicted_history=np.full((b, g + 1), -1, np.int32))
+      attack=first, fresh=np.ones(b, bool), state=jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), state_shape),
+      best_x=np.zeros((b, d), np.float32), best_score=np.full(b, np.inf, np.float32),
+      best_probs=np.zeros((b, c), np.float32), best_fit=np.full(b, np.inf, np.float32),
+      first_success=np.zeros(b, np.int32), generation=np.zeros(b, np.int32), queries=np.zeros(b, np.int32),
+      fitness_history=np.full((b, steps), np.nan, np.float32), predicted_history=np.full((b, steps), -1, np.int32))
   slots = jax.device_put(slots, slot_sharding)
   nxt = jax.device_put(np.int32(min(b, n)), replicated)
   params = jax.device_put(pred.params, replicated) if pred.params is not None else None
-  chunk = _make_chunk(cfg, pred, shard, int(steps_per_sync))
+  chunk = _make_chunk(cfg, method, budget, pred, shard, int(steps_per_sync))
 
   bar = None
   if progress:
@@ -506,7 +539,9 @@ def _finished(cfg: AttackConfig, recs: dict, images, labels, targets, ids) -> At
       queries=recs["queries"].astype(np.int64), generations=recs["generation"].astype(np.int64),
       distortion=perturb.distortion(images[i], perturbation), labels=labels[i], targets=target, ids=ids[i],
       fitness_history=recs["fitness_history"].astype(np.float64),
-      predicted_history=recs["predicted_history"].astype(np.int64), popsize=np.full(len(i), cfg.popsize))
+      predicted_history=recs["predicted_history"].astype(np.int64), popsize=np.full(len(i), cfg.popsize),
+      first_success_query=np.where(recs["first_success"] > 0, recs["first_success"], -1).astype(np.int64),
+      method=np.full(len(i), cfg.method))
 
 
 def attack(predict, images, labels, targets=None, config: AttackConfig = AttackConfig(), seed: int = 0,
@@ -539,7 +574,7 @@ def attack(predict, images, labels, targets=None, config: AttackConfig = AttackC
   n = len(np.asarray(labels))
   parts = list(_batches(predict, images, labels, targets, config, seed, batch_size, **options))
   if not parts:
-    return AttackResult.empty(config.pixels, config.generations)
+    return AttackResult.empty(config.pixels, methods.num_steps(config, *np.asarray(images).shape[1:3]) - 1)
   positions = np.concatenate([p for p, _ in parts])
   if jax.process_count() == 1 and len(positions) != n:
     raise RuntimeError(f"internal error: {len(positions)} results for {n} attacks")

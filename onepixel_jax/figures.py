@@ -369,6 +369,24 @@ def _corner_vs_de(d):
   return _finish(fig, d)
 
 
+@_drawer("search_curves")
+def _search_curves(d):
+  fig, ax = _subplots(figsize=(6.0, 4.0))
+  b = np.asarray(d["budgets"])
+  for name, c in d["curves"].items():
+    ax.plot(b, arr(c["success"]), label=f"{name} (n={c['n']})")
+  if d.get("ceiling"):
+    ax.axhline(d["ceiling"]["rate"], color="black", ls="--", lw=0.8, label=d["ceiling"].get("label", "grid reference"))
+  ax.set_xscale("log")
+  ax.set_xlim(1, d["max_queries"])
+  ax.set_xlabel("queries per image")
+  ax.set_ylabel("images fooled so far")
+  ax.set_ylim(-0.02, 1.02)
+  ax.legend(fontsize=7)
+  ax.set_title(d.get("title", f"one-pixel success against queries ({d.get('model', '')})"), fontsize=9)
+  return _finish(fig, d)
+
+
 @_drawer("pair_matrix")
 def _pair_matrix(d):
   fig, ax = _subplots(figsize=(5.2, 4.6))

@@ -95,6 +95,8 @@ def _check_resumable(out_dir: str, job: Job, weights: str):
   except (OSError, json.JSONDecodeError) as e:
     raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
   new = _settings(job, weights)
+  if isinstance(old.get("config"), dict):  # written before later AttackConfig fields existed: their defaults
+    old["config"] = {**dataclasses.asdict(AttackConfig()), **old["config"]}
   if "weights_sha256" not in old:  # written before the weights were recorded
     new.pop("weights_sha256")
   diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
@@ -158,6 +160,8 @@ def run(job: Job, out_dir: str, progress: bool = True, log=print) -> dict:
       "popsize": job.config.popsize,
       "generations": job.config.generations,
       "early_stop": job.config.early_stop,
+      "method": job.config.method,
+      "max_queries": job.config.max_queries,
       "num_images_drawn": int(len(ids)),
       "clean_accuracy": float(correct.mean()),
       **metrics.summary(records),
@@ -181,7 +185,9 @@ def format_summary(s: dict) -> str:
       ("images drawn / attacked", f"{s['num_images_drawn']} / {s['num_images']}"),
       ("attacks", s["num_attacks"]),
   ]
-  if "popsize" in s:
+  if s.get("method", "de") != "de":
+    rows.append(("method", f"{s['method']}, at most {s['max_queries']} queries per attack"))
+  elif "popsize" in s:
     paper = AttackConfig()  # the paper's DE budget (Sec. IV)
     reduced = s["popsize"] < paper.popsize or s["generations"] < paper.generations
     rows.append(("DE budget", f"population {s['popsize']} x {s['generations']} generations"

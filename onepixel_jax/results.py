@@ -45,6 +45,19 @@ def popsize(record: dict) -> int:
   return int(record["queries"]) // (int(record["generations"]) + 1)
 
 
+def first_success_query(record: dict) -> int:
+  """Queries an attack had made when it first evaluated a succeeding
+  candidate, -1 if it never did. Records written before the field existed
+  (all DE) give the query count at the end of the first generation whose best
+  candidate succeeded: an upper bound, exact to a generation."""
+  if record.get("first_success_query") is not None:
+    return int(record["first_success_query"])
+  history = np.asarray(record.get("predicted_history") or [], np.int64)
+  target = -1 if record.get("target") is None else int(record["target"])
+  wins = np.flatnonzero((history >= 0) & succeeded(history, int(record["label"]), target))
+  return int(popsize(record) * (wins[0] + 1)) if len(wins) else -1
+
+
 @dataclasses.dataclass(frozen=True)
 class AttackResult:
   """Outcome of N attacks, NumPy arrays in the order the attacks were given.
@@ -67,7 +80,13 @@ class AttackResult:
       probability), NaN after the attack stopped.
     predicted_history: int[N, G + 1] the best candidate's label after each
       generation, -1 after the attack stopped.
-    popsize: int[N] the DE population of each attack (None where unknown).
+    popsize: int[N] the DE population of each attack (None where unknown);
+      for the other methods, the queries proposed per step.
+    first_success_query: int[N] how many queries the attack had made when it
+      first evaluated a succeeding candidate (1-based), -1 if none; the
+      attack succeeded within a budget of q queries iff 0 < value <= q
+      (None where unknown; see ``first_success_query``).
+    method: str[N] the search method (``AttackConfig.method``; None where unknown).
   """
 
   success: np.ndarray
@@ -85,6 +104,8 @@ class AttackResult:
   fitness_history: np.ndarray
   predicted_history: np.ndarray
   popsize: np.ndarray | None = None
+  first_success_query: np.ndarray | None = None
+  method: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.success)
@@ -120,7 +141,8 @@ class AttackResult:
     return cls(success=np.zeros(0, bool), predicted=i, adversarial_prob=f, true_prob=f, target_prob=f,
                perturbation=np.zeros((0, pixels, 5), np.int64), queries=i, generations=i, distortion=f, labels=i,
                targets=i, ids=i, fitness_history=np.zeros((0, generations + 1)),
-               predicted_history=np.zeros((0, generations + 1), np.int64), popsize=i)
+               predicted_history=np.zeros((0, generations + 1), np.int64), popsize=i, first_success_query=i,
+               method=np.zeros(0, str))
 
   def record(self, i: int) -> dict:
     """Attack ``i`` as one JSON-serialisable dict: ``id``, ``label``, ``target``
@@ -128,7 +150,7 @@ class AttackResult:
     ``true_prob``, ``target_prob`` (None for non-targeted), ``perturbation``
     ([[x, y, r, g, b], ...]), ``pixels``, ``popsize``, ``queries``,
     ``generations``, ``distortion``, ``fitness_history`` (None for NaN),
-    ``predicted_history``."""
+    ``predicted_history``, ``first_success_query``, ``method``."""
     target = int(self.targets[i])
     out = {
         "id": int(self.ids[i]),
@@ -149,6 +171,10 @@ class AttackResult:
     }
     if self.popsize is not None:
       out["popsize"] = int(self.popsize[i])
+    if self.first_success_query is not None:
+      out["first_success_query"] = int(self.first_success_query[i])
+    if self.method is not None:
+      out["method"] = str(self.method[i])
     return out
 
   def records(self) -> list[dict]:
@@ -181,6 +207,8 @@ class AttackResult:
                                     for r in records], np.float64),
         predicted_history=np.asarray([r.get("predicted_history", []) for r in records], np.int64),
         popsize=np.asarray([popsize(r) for r in records], np.int64),
+        first_success_query=np.asarray([first_success_query(r) for r in records], np.int64),
+        method=np.asarray([r.get("method", "de") for r in records], str),
     )
 
 

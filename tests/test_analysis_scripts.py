@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import run_module
 
 
-@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions"])
+@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions", "search_curves"])
 def test_bad_model_is_one_line(script, tmp_path):
   out = tmp_path / "out"
   proc = run_module(f"analysis.{script}", "--model=resnet", f"--out={out}", timeout=120)
@@ -41,3 +41,35 @@ def test_probe_on_an_image_no_attack_fooled(tmp_path):
     assert (out / f"{name}.png").stat().st_size > 1000 and json.loads((out / f"{name}.json").read_text())
   curves = json.loads((out / "probe_curves.json").read_text())
   assert [e["success"] for e in curves["examples"]] == [False] and "best candidate" in curves["examples"][0]["title"]
+
+
+def test_search_curves_end_to_end_and_resume(tmp_path):
+  out = tmp_path / "curves"
+  args = ("--num_images=1", "--max_queries=40", "--popsize=16", "--methods=corner,prioritized_corners,sparse_rs",
+          f"--out={out}")
+  proc = run_module("analysis.search_curves", *args)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  table = json.loads((out / "search_table.json").read_text())
+  rows = {(r["method"], r["budget"]): r for r in table["table"]}
+  assert set(rows) == {(m, 40) for m in ("corner", "prioritized_corners", "sparse_rs")}
+  for m in ("corner", "prioritized_corners", "sparse_rs"):
+    (rec,) = [json.loads(line) for line in (out / f"{m}.jsonl").read_text().splitlines()]
+    assert rec["method"] == m and rec["queries"] <= 40
+    assert rec["success"] == (0 < rec["first_success_query"] <= 40)
+  curves = json.loads((out / "search_curves.json").read_text())
+  assert curves["budgets"][0] == 1 and curves["budgets"][-1] == 40
+  assert (out / "search_curves.png").stat().st_size > 1000
+  # Rerunning resumes: nothing left to run.
+  again = run_module("analysis.search_curves", *args)
+  assert again.returncode == 0 and again.stdout.count("1 of 1 images already") == 3, again.stdout[-2000:]
+  # Other settings into the same folder: one line, nothing lost.
+  other = run_module("analysis.search_curves", *args[:1], "--max_queries=32", *args[2:])
+  assert other.returncode != 0 and "other settings (max_queries differ)" in other.stderr.strip().splitlines()[-1]
+  assert len((out / "corner.jsonl").read_text().splitlines()) == 1
+
+
+def test_search_curves_rejects_unknown_method(tmp_path):
+  proc = run_module("analysis.search_curves", "--methods=de,cma", f"--out={tmp_path / 'x'}", timeout=120)
+  assert proc.returncode != 0
+  assert "unknown method 'cma'" in proc.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "x").exists()

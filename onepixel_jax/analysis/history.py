@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from onepixel_jax.paper import metrics
 from onepixel_jax.results import AttackResult, popsize, succeeded
 
 __all__ = ["as_result", "popsize", "first_success_generation", "first_success_queries", "success_by_generation",
@@ -33,8 +34,13 @@ def first_success_generation(attacks) -> np.ndarray:
 
 
 def first_success_queries(attacks) -> np.ndarray:
-  """float[N]: queries spent when the attack first succeeded (inf if never)."""
+  """float[N]: queries spent when the attack first evaluated a succeeding
+  candidate (inf if never): exact where the attacks recorded
+  ``first_success_query``, else the end of the first generation whose best
+  candidate succeeds."""
   r = as_result(attacks)
+  if r.first_success_query is not None:
+    return np.where(r.first_success_query > 0, r.first_success_query.astype(float), np.inf)
   g = first_success_generation(r)
   return np.where(g >= 0, r.popsize * (g + 1.0), np.inf)
 
@@ -74,12 +80,4 @@ def objective_history(attacks, generations: int | None = None) -> np.ndarray:
   return np.where(last >= 0, out, np.nan)
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-  """The Wilson score interval of a success rate (95% by default)."""
-  if n == 0:
-    return float("nan"), float("nan")
-  p = successes / n
-  d = 1 + z * z / n
-  c = (p + z * z / (2 * n)) / d
-  h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-  return float(c - h), float(c + h)
+wilson = metrics.wilson_interval  # the Wilson score interval of a success rate (95% by default)

@@ -46,16 +46,22 @@ class Inputs:
 
 
 def load_inputs(model: str, checkpoint: str | None, data: str, num_images: int | None, seed: int = 0,
-                split: str = "test") -> Inputs:
-  """Loads a model and draws images exactly as the main job (``job.run``) does.
+                split: str = "test", num_correct: int | None = None) -> Inputs:
+  """Loads a model and draws images exactly as the main job (``job.run``) does:
+  ``num_images`` drawn (keeping the correctly classified ones), or the first
+  ``num_correct`` correctly classified ones of the same seeded order
+  (``data.draw_correct``, the ``cpu-paper`` preset's images).
 
   Raises:
     ValueError / FileNotFoundError with one line (bad model, checkpoint, data).
   """
   m = models.load(model, checkpoint)
   images, labels = data_lib.load(data, split, m)
-  ids = data_lib.draw(len(images), num_images, seed)
-  clean = data_lib.classify(m, images[ids])
+  if num_correct is not None:
+    ids, clean = data_lib.draw_correct(m, images, labels, num_correct, seed)
+  else:
+    ids = data_lib.draw(len(images), num_images, seed)
+    clean = data_lib.classify(m, images[ids])
   keep = clean.argmax(1) == labels[ids]
   return Inputs(m, images[ids[keep]], labels[ids[keep]].astype(np.int64), ids[keep], clean[keep], len(ids), data,
                 images, labels)

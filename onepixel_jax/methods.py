@@ -1,0 +1,248 @@
+"""Few-pixel search methods as pure ``init`` / ``ask`` / ``tell`` strategies.
+
+Every method runs in the same attack loop (:mod:`onepixel_jax.attack`):
+continuously batched, sharded, early-stopping, with the same query counting
+and records. The loop calls, for one attack (the loop ``vmap``s them over its
+slots):
+
+* ``init(key, clean, label, target) -> state``: the attack's state (a pytree
+  of arrays of static shape), from its own key and clean image
+  ``uint8[H, W, 3]``;
+* ``ask(key, state, step, clean) -> float32[Q, 5k]``: the ``Q`` candidates of
+  step ``step`` (0 for the first), ``Q = AttackConfig.popsize``;
+* ``tell(state, candidates, probs, label, target, valid) -> state``: their
+  probabilities ``float32[Q, C]``; ``valid: bool[Q]`` is False for candidates
+  past the query budget, whose outcome the method must ignore.
+
+A candidate is ``k`` tuples ``(x, y, r, g, b)`` (:mod:`perturb`); ``target``
+is -1 for non-targeted attacks. Methods (``METHODS``):
+
+* ``de``: the paper's differential evolution (Su et al. 2019, Sec. III-C).
+* ``random``: the paper's random search (Table VII's baseline): every query a
+  fresh draw of DE's initial distribution.
+* ``corner``: every position with each of the 8 extreme colours
+  ({0, 255}^3), in a random order without repetition: CornerSearch's first
+  stage (Croce & Hein, ICCV 2019). 1 pixel; ``H * W * 8`` queries at most.
+* ``sparse_rs``: Sparse-RS (Croce et al., AAAI 2022) for ``k`` pixels: from
+  the current ``k`` pixels, resample a share ``alpha`` of them at new random
+  positions with random extreme colours; keep the change when the margin loss
+  (untargeted) or cross-entropy (targeted) improves. ``alpha`` starts at 0.3
+  (their CIFAR-10 setting) and falls on their schedule. With ``k = 1`` every
+  proposal is a fresh random position and extreme colour.
+* ``prioritized_corners``: OPPSLA's fixed order without its synthesised
+  program (Yuviler & Drachsler-Cohen, PLDI 2023): at every position the 8
+  extreme colours ranked by their distance from the pixel's own colour; all
+  positions' farthest colours first, then all second farthest, ...; within a
+  rank, positions by their distance from the image centre. 1 pixel.
+
+Batching: a method proposes ``Q`` candidates per step from the same state
+(DE: one generation). Queries are counted one by one in proposal order, so
+"success within q queries" is exact for any q.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from onepixel_jax import de, perturb
+
+METHODS = ("de", "random", "corner", "sparse_rs", "prioritized_corners")
+ONE_PIXEL_ONLY = ("corner", "prioritized_corners")
+
+# The 8 extreme colours, red slowest: int32[8, 3].
+CORNERS = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], np.int32)
+
+# Sparse-RS (Croce et al. 2022): alpha_init for CIFAR-10 L0 attacks, and the
+# schedule dividing it, at iterations rescaled to a budget of 10,000.
+SPARSE_RS_ALPHA = 0.3
+_SPARSE_RS_BOUNDS = np.array([0, 50, 200, 500, 1000, 2000, 4000, 6000, 8000], np.float32)
+_SPARSE_RS_DIVISORS = np.array([1, 2, 4, 5, 6, 8, 10, 12, 15, 20], np.float32)
+
+
+def objective(probs: jax.Array, label: jax.Array, target: jax.Array) -> jax.Array:
+  """The paper's fitness (minimised): the true class's probability, or minus
+  the target's. probs: float[..., C] -> float[...]."""
+  cls = jnp.where(target >= 0, target, label)
+  p = jnp.take_along_axis(probs, jnp.broadcast_to(cls, probs.shape[:-1])[..., None], -1)[..., 0]
+  return jnp.where(target >= 0, -p, p)
+
+
+def margin_loss(probs: jax.Array, label: jax.Array, target: jax.Array) -> jax.Array:
+  """Sparse-RS's loss (minimised; float[..., C] -> float[...]): non-targeted,
+  ``log p_label - max_{j != label} log p_j`` (the logit margin; negative once
+  misclassified); targeted, the cross-entropy ``-log p_target``."""
+  logp = jnp.log(jnp.maximum(probs, 1e-30))
+  cls = jnp.where(target >= 0, target, label)
+  own = jnp.take_along_axis(logp, jnp.broadcast_to(cls, probs.shape[:-1])[..., None], -1)[..., 0]
+  others = jnp.where(jnp.arange(probs.shape[-1]) == cls, -jnp.inf, logp).max(-1)
+  return jnp.where(target >= 0, -own, own - others)
+
+
+def _corner_candidates(codes: jax.Array, width: int) -> jax.Array:
+  """float32[Q, 5] one-pixel candidates from codes ``position * 8 + corner``."""
+  pos, c = codes // 8, codes % 8
+  rgb = jnp.asarray(CORNERS, jnp.float32)[c]
+  return jnp.concatenate([(pos % width)[:, None].astype(jnp.float32), (pos // width)[:, None].astype(jnp.float32),
+                          rgb], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """Base: a stateless method. ``pixels``, ``popsize`` (queries per step),
+  ``height``, ``width`` are static."""
+  pixels: int
+  popsize: int
+  height: int
+  width: int
+
+  def budget(self) -> int | None:
+    """The most queries the method can make (None: unbounded)."""
+    return None
+
+  def init(self, key, clean, label, target) -> Any:
+    return ()
+
+  def tell(self, state, candidates, probs, label, target, valid) -> Any:
+    return state
+
+
+@dataclasses.dataclass(frozen=True)
+class DE(Method):
+  """The paper's DE (see :mod:`de`). State: (population float32[Q, 5k],
+  fitness float32[Q]); step 0 evaluates the initial population."""
+  F: float = 0.5
+  strategy: str = "rand1"
+  crossover: float | None = None
+  dither: tuple[float, float] | None = None
+
+  def init(self, key, clean, label, target):
+    pop = perturb.init_candidates(key, self.popsize, self.pixels, self.height, self.width)
+    return pop, jnp.full((self.popsize,), jnp.inf, jnp.float32)
+
+  def ask(self, key, state, step, clean):
+    population, fitness = state
+    lower, upper = (jnp.asarray(v) for v in perturb.bounds(self.pixels, self.height, self.width))
+    children = de.ask(key, population, fitness, lower, upper, F=self.F, strategy=self.strategy,
+                      crossover=self.crossover, dither=self.dither)
+    return jnp.where(step == 0, population, children)
+
+  def tell(self, state, candidates, probs, label, target, valid):
+    fit = jnp.where(valid, objective(probs, label, target), jnp.inf)
+    return de.tell(*state, candidates, fit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Random(Method):
+  """Every query a fresh draw of the paper's initial distribution (Table VII)."""
+
+  def ask(self, key, state, step, clean):
+    return perturb.init_candidates(key, self.popsize, self.pixels, self.height, self.width)
+
+
+@dataclasses.dataclass(frozen=True)
+class Corner(Method):
+  """Every position x extreme colour in a random order. State: int32[H W 8] the order."""
+
+  def budget(self):
+    return self.height * self.width * 8
+
+  def init(self, key, clean, label, target):
+    return jax.random.permutation(key, self.budget()).astype(jnp.int32)
+
+  def ask(self, key, state, step, clean):
+    i = jnp.minimum(step * self.popsize + jnp.arange(self.popsize), self.budget() - 1)
+    return _corner_candidates(state[i], self.width)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrioritizedCorners(Corner):
+  """Corner's pairs in OPPSLA's fixed order (deterministic; see the module docstring)."""
+
+  def init(self, key, clean, label, target):
+    h, w = self.height, self.width
+    colour = clean.reshape(h * w, 1, 3).astype(jnp.float32)
+    dist = jnp.sum((colour - jnp.asarray(CORNERS, jnp.float32)[None]) ** 2, -1)  # [HW, 8]
+    # rank[p, c]: 0 for position p's farthest corner (ties: the lower corner index first).
+    rank = jnp.argsort(jnp.argsort(-dist, axis=1, stable=True), axis=1, stable=True)
+    yy, xx = np.divmod(np.arange(h * w), w)
+    centre = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2
+    centre_rank = np.argsort(np.argsort(centre, kind="stable"), kind="stable")  # [HW]
+    key_ = rank * (h * w) + jnp.asarray(centre_rank)[:, None]  # [HW, 8], all distinct
+    return jnp.argsort(key_.reshape(-1)).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseRS(Method):
+  """Sparse-RS with ``k`` pixels and extreme colours. State: (current
+  candidate float32[5k], its loss float32[], queries made int32[])."""
+  alpha: float = SPARSE_RS_ALPHA
+  max_queries: int = 10000
+
+  def init(self, key, clean, label, target):
+    return (jnp.zeros(5 * self.pixels, jnp.float32), jnp.array(jnp.inf, jnp.float32), jnp.array(0, jnp.int32))
+
+  def _fresh(self, key, n):
+    """float32[n, k, 5]: pixels at random positions with random extreme colours."""
+    k_pos, k_col = jax.random.split(key)
+    pos = jax.random.randint(k_pos, (n, self.pixels), 0, self.height * self.width)
+    col = jax.random.randint(k_col, (n, self.pixels), 0, 8)
+    return _corner_candidates((pos * 8 + col).reshape(-1), self.width).reshape(n, self.pixels, 5)
+
+  def changed(self, queries: jax.Array) -> jax.Array:
+    """How many of the k pixels a proposal resamples after ``queries`` queries (>= 1)."""
+    it = queries.astype(jnp.float32) * 10000.0 / self.max_queries
+    div = jnp.asarray(_SPARSE_RS_DIVISORS)[jnp.sum(it > jnp.asarray(_SPARSE_RS_BOUNDS))]
+    return jnp.maximum(jnp.floor(self.alpha / div * self.pixels), 1).astype(jnp.int32)
+
+  def ask(self, key, state, step, clean):
+    current, _, queries = state
+    k_new, k_pick = jax.random.split(key)
+    q, k = self.popsize, self.pixels
+    new = self._fresh(k_new, q)
+    # Which pixels each proposal resamples: the first m of a random order.
+    order = jax.vmap(lambda kk: jax.random.permutation(kk, k))(jax.random.split(k_pick, q))
+    resample = jnp.argsort(order, axis=1) < self.changed(queries)  # [Q, k]
+    proposals = jnp.where(resample[..., None], new, current.reshape(1, k, 5))
+    return jnp.where(step == 0, new, proposals).reshape(q, 5 * k)
+
+  def tell(self, state, candidates, probs, label, target, valid):
+    current, loss, queries = state
+    new_loss = jnp.where(valid, margin_loss(probs, label, target), jnp.inf)
+    j = jnp.argmin(new_loss)
+    better = new_loss[j] < loss
+    return (jnp.where(better, candidates[j], current), jnp.where(better, new_loss[j], loss),
+            queries + jnp.sum(valid, dtype=jnp.int32))
+
+
+def make(config, height: int, width: int) -> Method:
+  """The method an ``AttackConfig`` names, for images of ``height x width``."""
+  common = dict(pixels=config.pixels, popsize=config.popsize, height=height, width=width)
+  name = config.method
+  if name == "de":
+    return DE(**common, F=config.F, strategy=config.strategy, crossover=config.crossover, dither=config.dither)
+  if name == "random":
+    return Random(**common)
+  if name == "corner":
+    return Corner(**common)
+  if name == "prioritized_corners":
+    return PrioritizedCorners(**common)
+  if name == "sparse_rs":
+    return SparseRS(**common, max_queries=config.max_queries)
+  raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")
+
+
+def query_budget(config, height: int, width: int) -> int:
+  """Queries per attack: the config's budget, capped by what the method can make."""
+  own = make(config, height, width).budget()
+  return config.max_queries if own is None else min(config.max_queries, own)
+
+
+def num_steps(config, height: int, width: int) -> int:
+  """Steps (DE: generations + 1) that an attack's query budget allows."""
+  return math.ceil(query_budget(config, height, width) / config.popsize)
