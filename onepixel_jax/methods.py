@@ -52,8 +52,8 @@ import numpy as np
 
 from onepixel_jax import de, perturb
 
-METHODS = ("de", "random", "corner", "sparse_rs", "prioritized_corners")
-ONE_PIXEL_ONLY = ("corner", "prioritized_corners")
+METHODS = ("de", "random", "corner", "sparse_rs", "prioritized_corners", "guided_corners")
+ONE_PIXEL_ONLY = ("corner", "prioritized_corners", "guided_corners")
 
 # The 8 extreme colours, red slowest: int32[8, 3].
 CORNERS = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], np.int32)
@@ -166,10 +166,7 @@ class PrioritizedCorners(Corner):
 
   def init(self, key, clean, label, target):
     h, w = self.height, self.width
-    colour = clean.reshape(h * w, 1, 3).astype(jnp.float32)
-    dist = jnp.sum((colour - jnp.asarray(CORNERS, jnp.float32)[None]) ** 2, -1)  # [HW, 8]
-    # rank[p, c]: 0 for position p's farthest corner (ties: the lower corner index first).
-    rank = jnp.argsort(jnp.argsort(-dist, axis=1, stable=True), axis=1, stable=True)
+    rank = _corner_rank(clean)  # [HW, 8]
     yy, xx = np.divmod(np.arange(h * w), w)
     centre = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2
     centre_rank = np.argsort(np.argsort(centre, kind="stable"), kind="stable")  # [HW]
@@ -220,6 +217,92 @@ class SparseRS(Method):
             queries + jnp.sum(valid, dtype=jnp.int32))
 
 
+def _corner_rank(clean: jax.Array) -> jax.Array:
+  """int32[H W, 8]: each position's rank of every extreme colour, 0 for the
+  farthest from the pixel's own colour (ties: the lower corner index first)."""
+  colour = clean.reshape(-1, 1, 3).astype(jnp.float32)
+  dist = jnp.sum((colour - jnp.asarray(CORNERS, jnp.float32)[None]) ** 2, -1)
+  return jnp.argsort(jnp.argsort(-dist, axis=1, stable=True), axis=1, stable=True).astype(jnp.int32)
+
+
+def _corner_codes(candidates: jax.Array, width: int) -> jax.Array:
+  """int32[Q]: ``position * 8 + corner`` of one-pixel corner candidates float32[Q, 5]."""
+  c = jnp.round(candidates).astype(jnp.int32)
+  corner = (c[:, 2] > 127) * 4 + (c[:, 3] > 127) * 2 + (c[:, 4] > 127)
+  return (c[:, 1] * width + c[:, 0]) * 8 + corner
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidedCorners(Method):
+  """Ours: corner pairs chosen by what the previous queries measured.
+
+  One pixel's effect is spatially smooth (where one pixel works it works in a
+  region; README, "Analysis"), so every query's margin loss (Sparse-RS's) is
+  evidence about its neighbours. Each step proposes the ``Q`` untried
+  (position, extreme colour) pairs of lowest score
+
+      rank(p, c) * rank_weight - drop(p) - explore * unexplored(p) + centre(p) * centre_weight,
+
+  where ``rank`` is the colour's rank by distance from the pixel's own colour
+  (as OPPSLA's order), ``drop(p)`` the Gaussian-smoothed (``sigma`` pixels)
+  fall of the margin below the median margin measured so far at p's
+  neighbours (``drop_weight`` per unit of log-probability margin),
+  ``unexplored(p)`` one minus the smoothed density of tried positions (so
+  the first steps probe a spread-out lattice) and ``centre(p)`` the
+  distance from the image centre in units of the image size. State: the
+  margins measured (float32[H W, 8], +inf untried). 1 pixel; H W 8 queries at most.
+  """
+  sigma: float = 2.0
+  rank_weight: float = 1.0
+  drop_weight: float = 4.0
+  explore: float = 2.0
+  centre_weight: float = 1.0
+
+  def budget(self):
+    return self.height * self.width * 8
+
+  def init(self, key, clean, label, target):
+    return (jnp.full((self.height * self.width, 8), jnp.inf, jnp.float32), _corner_rank(clean))
+
+  def _smooth(self, x):
+    """float32[H, W] -> Gaussian-smoothed (weights exp(-d^2 / 2 sigma^2), 1 at d = 0), same shape."""
+    def kernel(n):
+      t = np.arange(n, dtype=np.float32)
+      return jnp.asarray(np.exp(-0.5 * ((t[:, None] - t[None, :]) / self.sigma) ** 2), jnp.float32)
+    return kernel(self.height) @ x @ kernel(self.width)
+
+  def scores(self, state) -> jax.Array:
+    """float32[H W, 8]: lower is tried first; +inf where tried."""
+    margins, rank = state
+    h, w = self.height, self.width
+    tried = jnp.isfinite(margins)
+    seen = tried.any(1)
+    best = jnp.where(seen, jnp.min(margins, 1), 0.0)
+    ref = jnp.nanmedian(jnp.where(seen, best, jnp.nan))
+    ref = jnp.where(seen.any(), ref, 0.0)
+    drop = jnp.where(seen, jnp.maximum(ref - best, 0.0), 0.0).reshape(h, w)
+    weight = self._smooth(seen.reshape(h, w).astype(jnp.float32))  # >= 1 at a tried position
+    est = self._smooth(drop) / jnp.maximum(weight, 1.0)
+    unexplored = 1.0 - jnp.minimum(weight, 1.0)
+    yy, xx = jnp.divmod(jnp.arange(h * w), w)
+    centre = jnp.sqrt((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / max(h, w)
+    pos = (-self.drop_weight * est - self.explore * unexplored).reshape(-1) + self.centre_weight * centre
+    score = rank * self.rank_weight + pos[:, None]
+    return jnp.where(tried, jnp.inf, score)
+
+  def ask(self, key, state, step, clean):
+    _, codes = jax.lax.top_k(-self.scores(state).reshape(-1), self.popsize)
+    return _corner_candidates(codes.astype(jnp.int32), self.width)
+
+  def tell(self, state, candidates, probs, label, target, valid):
+    margins, rank = state
+    codes = _corner_codes(candidates, self.width)
+    loss = margin_loss(probs, label, target)
+    flat = margins.reshape(-1)
+    flat = flat.at[jnp.where(valid, codes, flat.shape[0])].set(loss, mode="drop")
+    return flat.reshape(margins.shape), rank
+
+
 def make(config, height: int, width: int) -> Method:
   """The method an ``AttackConfig`` names, for images of ``height x width``."""
   common = dict(pixels=config.pixels, popsize=config.popsize, height=height, width=width)
@@ -232,6 +315,8 @@ def make(config, height: int, width: int) -> Method:
     return Corner(**common)
   if name == "prioritized_corners":
     return PrioritizedCorners(**common)
+  if name == "guided_corners":
+    return GuidedCorners(**common)
   if name == "sparse_rs":
     return SparseRS(**common, max_queries=config.max_queries)
   raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")

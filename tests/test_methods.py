@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def test_every_method_finds_the_planted_pixel(method):
   assert ((r.first_success_query > 0) & (r.first_success_query <= r.queries)).all()
   # misclassify stops at the step of the first success.
   assert (r.queries - r.first_success_query < 16).all()
-  if method in ("corner", "sparse_rs", "prioritized_corners"):
+  if method in ("corner", "sparse_rs", "prioritized_corners", "guided_corners"):
     assert {tuple(p) for p in r.perturbation[:, 0, 2:]} <= WINNING
 
 
@@ -57,7 +58,6 @@ def test_prioritized_corners_follows_oppsla_order_exactly():
 
 def test_corner_visits_every_pair_once():
   m = methods.Corner(pixels=1, popsize=64, height=H, width=W)
-  import jax
   order = m.init(jax.random.PRNGKey(3), jnp.zeros((H, W, 3), jnp.uint8), 0, -1)
   cand = np.concatenate([np.asarray(m.ask(None, order, s, None)) for s in range(8)])
   pairs = {tuple(c) for c in cand.astype(int)}
@@ -133,7 +133,6 @@ def test_sparse_rs_schedule():
 
 
 def test_sparse_rs_changes_the_scheduled_number_of_pixels():
-  import jax
   m = methods.SparseRS(pixels=10, popsize=64, height=32, width=32, max_queries=10000)
   current = jnp.asarray(np.tile([1.0, 2.0, 7.0, 7.0, 7.0], 10), jnp.float32)
   state = (current, jnp.array(0.5), jnp.array(0, jnp.int32))
@@ -168,3 +167,41 @@ def test_first_success_of_records_without_the_field():
   assert results.first_success_query(rec) == 1200  # end of generation 2
   assert results.first_success_query({**rec, "predicted_history": [3, 3, 3, 3]}) == -1
   assert results.first_success_query({**rec, "first_success_query": 817}) == 817
+
+
+def smooth_bump(x):
+  """16x16 grey images: class 1 when a pixel near (x, y) = (2, 3) moves far
+  from grey; its pull on the margin falls off smoothly with distance."""
+  yy, xx = np.mgrid[:16, :16]
+  k = jnp.asarray(np.exp(-((xx - 2) ** 2 + (yy - 3) ** 2) / 8.0), jnp.float32)
+  f = jnp.abs(x.astype(jnp.float32) - 128.0).mean(-1) / 128.0  # [n, 16, 16]
+  logit = 3.0 * jnp.sum(k * f, axis=(1, 2)) - 2.5
+  return jax.nn.softmax(jnp.stack([jnp.zeros_like(logit), logit], -1), -1)
+
+
+def test_guided_corners_follows_the_measured_margin():
+  """Both orders are deterministic; the fixed one spirals out from the centre
+  and reaches the corner region late, the guided one probes widely and then
+  goes where the margin fell."""
+  im = np.full((1, 16, 16, 3), 128, np.uint8)
+  first = {}
+  for m in ("prioritized_corners", "guided_corners"):
+    cfg = op.AttackConfig(method=m, popsize=16, generations=127, early_stop="misclassify")
+    r = op.attack(smooth_bump, im, np.zeros(1, int), config=cfg, progress=False)
+    assert r.success[0] and np.hypot(r.perturbation[0, 0, 0] - 2, r.perturbation[0, 0, 1] - 3) <= 1.5
+    first[m] = int(r.first_success_query[0])
+  assert first["guided_corners"] * 2 < first["prioritized_corners"], first
+
+
+def test_guided_corners_never_repeats_a_pair():
+  m = methods.GuidedCorners(pixels=1, popsize=64, height=H, width=W)
+  state = m.init(None, jnp.asarray(images(1)[0]), 0, -1)
+  seen = set()
+  for step in range(8):
+    cand = m.ask(None, state, step, None)
+    codes = np.asarray(methods._corner_codes(cand, W)).tolist()
+    assert not seen & set(codes) and len(set(codes)) == 64
+    seen |= set(codes)
+    probs = jnp.tile(jnp.array([[0.7, 0.3]]), (64, 1))
+    state = m.tell(state, cand, probs, jnp.array(0), jnp.array(-1), jnp.ones(64, bool))
+  assert len(seen) == H * W * 8
