@@ -141,6 +141,11 @@ def network(layers: Sequence, variables, input_hw: tuple[int, int] = (32, 32)) -
   Raises:
     ValueError: a layer with no relaxation here (pooling).
   """
+  pools = [layer for layer in layers
+           if not isinstance(layer, (incremental.Conv, incremental.Dense, incremental.GlobalMean))]
+  if pools:
+    raise ValueError(f"certify: no relaxation for {pools[0]} (max pooling); certify networks without pools "
+                     "(convsmall, allconv)")
   out, params = [], []
   shape, patch = (*input_hw, 3), (1, 1)
   for layer in layers:
@@ -172,9 +177,6 @@ def network(layers: Sequence, variables, input_hw: tuple[int, int] = (32, 32)) -
       out.append(Layer("mean", shape, (shape[-1],), False))
       params.append((jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.float32)))
       shape = (shape[-1],)
-    else:
-      raise ValueError(f"certify: no relaxation for {layer} (max pooling); certify networks without pools "
-                       "(convsmall, allconv)")
   return Network(tuple(out), tuple(params), tuple(input_hw))
 
 
@@ -562,7 +564,7 @@ def certify(net: Network, predict: Callable, image, label: int, target: int = -1
       exhausted = True
       break
     n = min(len(q_pos), batch, max_boxes - used)
-    size = batch if n > batch // 8 else batch // 8  # two compiled sizes
+    size = batch if n > batch // 8 or batch < 128 else batch // 8  # at most two compiled sizes
     pos, lo, hi = q_pos[:n], q_lo[:n], q_hi[:n]
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], size - n, 0)])  # noqa: E731
     res = jax.device_get(fn(jnp.asarray(pad(pos)), jnp.asarray(pad(lo), jnp.float32),
