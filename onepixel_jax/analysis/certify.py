@@ -60,9 +60,10 @@ interval arithmetic.
 Networks: convolutions (with or without batch norm), dense layers, global
 average pooling, ReLU (ConvSmall, AllConv). Max pooling (NiN, VGG16) has no
 relaxation here: :func:`network` raises. The cone matrices are dense, which
-suits ConvSmall (cone 64 -> 288 -> 100 -> 10 neurons, ~5 MMAC per box);
-AllConv's cone (864 -> 2,400 -> ... -> 12,288 -> ...) is far beyond 2 CPU
-cores (see :func:`cone_sizes`).
+suits ConvSmall (cone 64 -> 288 -> 100 -> 10 neurons, ~2e7 multiply-adds per
+box);
+AllConv's cone (864 -> 2,400 -> ... -> 12,288 -> ...; ~1e13 per box) is far
+beyond 2 CPU cores (see :func:`cone_sizes`, :func:`box_macs`).
 """
 
 from __future__ import annotations
@@ -191,6 +192,16 @@ def from_model(model) -> Network:
 def cone_sizes(net: Network) -> list[int]:
   """Neurons of a pixel's cone per layer (the sizes of the matrices bounded)."""
   return [layer.size for layer in net.layers]
+
+
+def box_macs(net: Network) -> int:
+  """Multiply-adds of one box's bounds (back-substitution of every layer's
+  two-sided bounds and of the margins), the certifier's unit of cost:
+  ConvSmall ~2e7, AllConv ~1e13."""
+  n = [3] + cone_sizes(net)  # n[k + 1]: layer k's cone
+  chain = lambda k: sum(n[i + 1] * n[i] for i in range(k + 1))  # noqa: E731  one row from layer k to the colour
+  rows = [2 * n[k + 1] for k in range(len(net.layers) - 1)] + [net.num_classes]
+  return int(sum(r * chain(k) for k, r in enumerate(rows)))
 
 
 def clean_activations(net: Network, image) -> tuple:
