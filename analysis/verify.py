@@ -45,6 +45,14 @@ flags.DEFINE_float("budget", 120.0, "The certifier's wall seconds per image (and
 flags.DEFINE_integer("max_boxes", 1_000_000, "The certifier's colour boxes per image (and target).")
 flags.DEFINE_integer("levels", 3, "Grid reference: values per channel (3: 27 colours, 5: 125).")
 flags.DEFINE_integer("boxes_per_call", 512, "Colour boxes bounded per compiled call (speed only).")
+flags.DEFINE_bool("pictures", True, "Draw each image above its map in verify_maps (--nopictures: maps only, "
+                  "for figures that may be published when the images may not). Rerunning a finished run with "
+                  "--nopictures only redraws.")
+flags.DEFINE_integer("report_positions", 0, "Instead of verdicts: a bound report (how loose the bounds are) at this "
+                     "many seeded random positions per image, for boxes of radius 0, 2, 16 and 255 around the clean "
+                     "colour; writes OUT/bound_report.jsonl.")
+flags.DEFINE_float("backsub_limit", 3e9, "Bound report: hidden layers whose back-substitution costs more "
+                   "multiply-adds than this get interval bounds (the margins are always back-substituted).")
 
 _SETTINGS = ("model", "checkpoint", "data", "seed", "targets", "budget", "max_boxes", "levels")
 
@@ -63,6 +71,21 @@ def _check_resumable(path: str, settings: dict):
                      f"use a new --out or the same settings to resume")
 
 
+def _bound_report(model, net, images, labels, ids) -> list[str]:
+  rng = np.random.default_rng(FLAGS.seed)
+  layers = verify.backsub_layers(net, FLAGS.backsub_limit)
+  print(f"analysis.verify: bound report on {model.name}, cone {certify.cone_sizes(net)}; hidden layers "
+        f"back-substituted: {layers}", flush=True)
+  recs = []
+  for i in ids:
+    pos = rng.integers(0, images.shape[1], (FLAGS.report_positions, 2))
+    for row in verify.bound_report(net, images[i], int(labels[i]), pos, backsub_limit=FLAGS.backsub_limit):
+      recs.append({"index": int(i), "label": int(labels[i]), "backsub_layers": layers, **row})
+      print(json.dumps({k: recs[-1][k] for k in ("index", "position", "radius", "margin_lower_backsub",
+                                                 "margin_lower_ibp", "margin_at_centre", "seconds")}), flush=True)
+  return [common.write_records("bound_report.jsonl", recs)]
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"analysis.verify: error: unexpected arguments {argv[1:]}")
@@ -77,6 +100,8 @@ def main(argv):
     bad = [a["id"] for a in attacks if not 0 <= a["id"] < len(images)]
     if bad:
       raise ValueError(f"{FLAGS.results}: record id {bad[0]} is outside --data={FLAGS.data} ({len(images)} images)")
+    if FLAGS.report_positions > 0:
+      return _bound_report(model, net, images, labels, ids)
     settings = {k: getattr(FLAGS, k) for k in _SETTINGS}
     settings.update(eps_rel=certify.EPS_REL, weights_sha256=job.weights_sha256(model))
     os.makedirs(FLAGS.out, exist_ok=True)
@@ -105,8 +130,11 @@ def main(argv):
     summ = {**settings, "num_images": int(len(ids)), "results": FLAGS.results,
             "summary": verify.summary(recs, attacks)}
     figures.write_json(os.path.join(FLAGS.out, "verify_summary.json"), summ)
-    shown = recs[:24]
-    fig = verify.figure_data(shown, images[[r["index"] for r in shown]], model.class_names)
+    shown = sorted(recs, key=lambda r: r["verdict"] == "robust")[:24]  # the vulnerable and unknown ones first
+    pictures = images[[r["index"] for r in shown]] if FLAGS.pictures else None
+    fig = verify.figure_data(shown, pictures, model.class_names, total=len(recs))
+    if not FLAGS.pictures:
+      fig["title"] += ", pictures left out"
     written = [path, config, os.path.join(FLAGS.out, "verify_summary.json")]
     written += figures.save(FLAGS.out, "verify_maps", "verify_maps", fig)
     s = summ["summary"]

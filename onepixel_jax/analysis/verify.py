@@ -13,8 +13,11 @@ records against them (recall of DE etc.).
 
 from __future__ import annotations
 
+import functools
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from onepixel_jax.analysis import certify, grid_reference
@@ -123,15 +126,68 @@ def summary(records: list[dict], attacks: list[dict] | None = None) -> dict:
   return out
 
 
-def figure_data(records: list[dict], images, class_names, hw=(32, 32), max_images: int = 24) -> dict:
-  """The ``verify_maps`` figure's data: per image its picture and status map."""
+def figure_data(records: list[dict], images, class_names, hw=(32, 32), max_images: int = 24,
+                total: int | None = None) -> dict:
+  """The ``verify_maps`` figure's data: per image its picture and status map
+  (``images``: the records' images, in order; None: maps only)."""
   recs = records[:max_images]
   names = lambda c: class_names[c] if c is not None else "-"  # noqa: E731
   return {
       "maps": [status_map(r, hw) for r in recs],
-      "images": [np.asarray(im) for im in images[:max_images]],
+      "images": None if images is None else [np.asarray(im) for im in images[:max_images]],
       "titles": [f"#{r['index']} {names(r['label'])}" + (f"->{names(r['target'])}" if r["target"] is not None else "")
                  + f"\n{r['verdict']} ({r['certified']}/{r['vulnerable']}/{r['unknown']})" for r in recs],
       "pixels": [r["pixel"] for r in recs],
-      "title": f"one-pixel verdicts per position: certified robust / vulnerable / unknown ({len(records)} images)",
+      "title": f"one-pixel verdicts per position ({len(recs)} of {total or len(records)} images)",
   }
+
+
+def backsub_layers(net: certify.Network, backsub_limit: float | None) -> list[int]:
+  """The hidden layers whose bounds :func:`certify.linear_bounds` back-substitutes under ``backsub_limit``."""
+  n = certify.cone_sizes(net)
+  sizes = [3 * n[0]] + [a * b for a, b in zip(n[1:], n)]  # the cone matrices' sizes
+  return [k for k in range(1, len(n) - 1) if backsub_limit is None or 2 * n[k] * sum(sizes[:k]) <= backsub_limit]
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "backsub_limit"))
+def _report_one(layers, params, image, label, pos, lo, hi, backsub_limit):
+  acts = certify.clean_activations(certify.Network(layers, params, tuple(image.shape[:2])), image)
+  cone = certify.cone(layers, params, acts, image, pos)
+  rows, valid = certify.margin_rows(label, -1, layers[-1].out_shape[-1])
+  ibp = certify.interval_bounds(layers, cone, lo, hi)
+  hidden = certify.linear_bounds(layers[:-1], (cone[0][:-1], cone[1][:-1]), lo, hi, backsub_limit)
+  low, _ = certify.margin_bounds(layers, cone, lo, hi, rows, backsub_limit)
+  zl, zu = ibp[-1]
+  unstable = lambda bounds: jnp.stack([jnp.sum((l < 0) & (u > 0)) for l, u in bounds])  # noqa: E731
+  margin = rows @ certify.forward(layers, cone, (lo + hi) / 2)[-1]
+  return (jnp.min(jnp.where(valid, low, jnp.inf)), jnp.min(jnp.where(valid, zl[label] - zu, jnp.inf)),
+          jnp.min(jnp.where(valid, margin, jnp.inf)), unstable(hidden), unstable(ibp[:-1]))
+
+
+def bound_report(net: certify.Network, image, label: int, positions, radii=(0, 2, 16, 255),
+                 backsub_limit: float | None = 3e9) -> list[dict]:
+  """How loose the bounds are, where certification is out of reach (AllConv).
+
+  For each position (row, column) and radius ``r``, the box of colours within
+  ``r`` of the clean colour per channel (clipped to [0, 255]; 255: every
+  colour): the worst margin's lower bound by intervals (IBP) and by
+  back-substitution (intermediate layers as ``backsub_limit`` allows, see
+  :func:`certify.linear_bounds`), the true worst margin at the box's centre
+  (an upper bound on the box's minimum), and the unstable ReLUs per hidden
+  layer under each. Returns one dict per (position, radius).
+  """
+  image = np.asarray(image, np.uint8)
+  out = []
+  for y, x in positions:
+    c = image[y, x].astype(np.float32)
+    for r in radii:
+      lo, hi = np.clip(c - r, 0, 255), np.clip(c + r, 0, 255)
+      t0 = time.time()
+      low, ibp, centre, unst, unst_ibp = jax.device_get(_report_one(
+          net.layers, net.params, jnp.asarray(image), int(label), jnp.asarray([y, x], jnp.int32),
+          jnp.asarray(lo), jnp.asarray(hi), backsub_limit))
+      out.append({"position": [int(x), int(y)], "radius": int(r), "lo": lo.astype(int).tolist(),
+                  "hi": hi.astype(int).tolist(), "margin_lower_backsub": float(low), "margin_lower_ibp": float(ibp),
+                  "margin_at_centre": float(centre), "unstable_backsub": unst.tolist(),
+                  "unstable_ibp": unst_ibp.tolist(), "seconds": round(time.time() - t0, 2)})
+  return out
