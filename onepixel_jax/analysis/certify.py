@@ -54,7 +54,7 @@ scale; the tests measure the actual discrepancy between point-box bounds and
 the model's logits far below it (ConvSmall: at most 1.1% of ``tol`` over
 6,144 single colours). It does not transfer to deeper networks: on AllConv
 the float32 back-substitution of a single colour is off by 0.015 (float64:
-1e-10), 15 times ``tol``; certifying such a network needs float64 bounds
+1e-10), 25 times ``tol``; certifying such a network needs float64 bounds
 (``Network.params`` cast to float64 under ``jax_enable_x64``) or a rounding-error
 bound. Candidates are judged
 with the same margin in the other direction (a candidate within ``tol`` of
