@@ -111,7 +111,7 @@ def _boxes():
                    st.tuples(chan, chan, chan), st.integers(0, 2 ** 31 - 1))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(_boxes())
 def test_bounds_contain_the_truth_and_beat_intervals(case):
   kind, y, x, chans, seed = case
