@@ -353,6 +353,35 @@ def _vulnerability_maps(d):
   return fig
 
 
+@_drawer("verify_maps")
+def _verify_maps(d):
+  """Per image: its picture (when the data has one) above its per-position verdicts (analysis.verify)."""
+  from matplotlib.colors import ListedColormap
+  maps, pics = d["maps"], d.get("images") or []
+  n = len(maps)
+  cols = max(1, min(n, 8))
+  per = 2 if pics else 1
+  rows = per * math.ceil(n / cols)
+  fig, axes = _subplots(rows, cols, figsize=(1.5 * cols, 1.75 * rows), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  cmap = ListedColormap(["#9e9e9e", "#2e7d32", "#c62828"])  # unknown, certified robust, vulnerable
+  for i, m in enumerate(maps):
+    r, c = per * (i // cols), i % cols
+    if pics:
+      axes[r, c].imshow(np.asarray(pics[i], np.uint8), interpolation="nearest")
+    axes[r, c].set_title(d["titles"][i], fontsize=5.5)
+    axes[r + per - 1, c].imshow(np.asarray(m), vmin=0, vmax=2, cmap=cmap, interpolation="nearest")
+    px = (d.get("pixels") or [None] * n)[i]
+    if px:
+      for ax in {axes[r, c], axes[r + per - 1, c]}:
+        ax.plot(px[0], px[1], "c+", ms=6, mew=1.2)
+  fig.suptitle(d.get("title", "one-pixel verdicts per position") + "\ngreen: certified robust, red: vulnerable, "
+               "grey: unknown; +: the reported pixel", fontsize=8, y=1.04 if pics else 1.08)
+  _note(fig, d)
+  return fig
+
+
 @_drawer("corner_vs_de")
 def _corner_vs_de(d):
   fig, ax = _subplots(figsize=(5.2, 3.6))

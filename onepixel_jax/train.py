@@ -150,7 +150,7 @@ def gradients(state: TrainState, images, labels, rng, *, num_classes: int,
     return loss, (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  return grads, updates["batch_stats"], loss, logits
+  return grads, updates.get("batch_stats", {}), loss, logits  # {} without batch norm (ConvSmall)
 
 
 def train_step(state: TrainState, images, labels, rng, *, num_classes: int,

@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import run_module
 
 
-@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions", "search_curves"])
+@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions", "search_curves", "verify"])
 def test_bad_model_is_one_line(script, tmp_path):
   out = tmp_path / "out"
   proc = run_module(f"analysis.{script}", "--model=resnet", f"--out={out}", timeout=120)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import AttackResult, figures
-from onepixel_jax.analysis import corner_search, open_questions, probe
+from onepixel_jax.analysis import corner_search, open_questions, probe, verify
 from tests import synthetic as syn
 from tests.helpers import ROOT
 from tests.synthetic import record
@@ -30,6 +30,10 @@ def outputs():
   figs.update(open_questions.outputs(by_size, 32, ("a", "b", "c"), imb, "test", None, None).figures)
   figs["fig5"] = ("targets_histogram", {"runs": {"iv_x": {"counts": [1, 2] + [0] * 8, "paper_zero": 0.3}}})
   figs["fig6"] = ("pair_heatmap", {"title": "t", "class_names": ["a", "b"], "counts": [[0, 2], [1, 0]]})
+  recs = [{"index": i, "label": 0, "target": t, "verdict": v, "certified": 60, "vulnerable": 2, "unknown": 2,
+           "pixel": px, "map": m} for i, (t, v, px, m) in enumerate([
+               (None, "vulnerable", red, "1" * 60 + "2201"), (2, "unknown", None, "0" * 64)])]
+  figs["verify_maps"] = ("verify_maps", verify.figure_data(recs, images[:2], ("a", "b", "c"), hw=(8, 8)))
   return figs
 
 

@@ -56,7 +56,7 @@ def _pixels(rng, b, p, k, h=32, w=32):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("name", ["allconv", "nin", "vgg16"])
+@pytest.mark.parametrize("name", ["allconv", "nin", "vgg16", "convsmall"])
 def test_incremental_equals_dense(name, k):
   model = _model(name)
   rng = np.random.default_rng(k)
@@ -87,13 +87,15 @@ def test_window_sizes_follow_the_receptive_field():
   assert nin == [(5, 5)] * 3 + [(4, 4)] + [(8, 8)] * 3 + [(5, 5)] + [(7, 7)] * 3 + ["dense"]
   vgg = incremental.window_sizes(incremental.describe(models.create("vgg16")), 1)
   assert vgg[:7] == [(3, 3), (5, 5), (3, 3), (5, 5), (7, 7), (4, 4), (6, 6)] and set(vgg[7:]) == {"dense"}
+  convsmall = incremental.window_sizes(incremental.describe(models.create("convsmall")), 1)
+  assert convsmall == [(2, 2), (3, 3), "dense", "dense"]
 
 
 def test_description_matches_the_module():
   """The per-layer descriptions run dense give the Flax modules' logits."""
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-  for name in ("allconv", "nin", "vgg16"):
+  for name in ("allconv", "nin", "vgg16", "convsmall"):
     model = _model(name)
     layers = incremental.describe(model.module)
     ref, got = jax.jit(lambda v, x: (model.logits(v, x), incremental.logits(layers, v, x)))(model.variables, images)

@@ -8,6 +8,11 @@
 * ``corner_search``: exhaustive extreme-colour search, vulnerability maps.
 * ``grid_reference``: every position x every colour of a grid, the exhaustive
   one-pixel reference that searches are scored against (recall).
+* ``certify``: sound one-pixel certificates, branch and bound over colour
+  boxes with back-substituted linear bounds (robust / vulnerable / unknown
+  per position).
+* ``verify``: per-image verdicts (grid reference, then certificates), their
+  summary and an attack's recall against them.
 * ``open_questions``: the paper's open questions (population, generations,
   class-pair imbalance).
 """

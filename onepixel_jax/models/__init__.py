@@ -3,7 +3,8 @@
 Names:
 
 - "allconv", "nin", "vgg16": the paper's CIFAR-10 networks (see
-  :mod:`onepixel_jax.models.cifar`). Bundled checkpoints live in
+  :mod:`onepixel_jax.models.cifar`); "convsmall": the verification
+  literature's small CIFAR-10 network (no batch norm), for certificates. Bundled checkpoints live in
   ``onepixel_jax/weights/<name>.msgpack`` (``flax.serialization`` bytes of
   ``{'params', 'batch_stats'}``, possibly float16) beside ``<name>.json``
   metadata whose ``sha256`` the loader verifies.
@@ -38,7 +39,7 @@ from onepixel_jax.models import alexnet as _alexnet
 from onepixel_jax.models import efficientnet as _efficientnet
 from onepixel_jax.models.alexnet import AlexNet
 from onepixel_jax.models.base import Model
-from onepixel_jax.models.cifar import AllConv, NiN, VGG16
+from onepixel_jax.models.cifar import AllConv, ConvSmall, NiN, VGG16
 from onepixel_jax.models.efficientnet import EfficientNetLite0
 
 WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "weights"
@@ -47,6 +48,7 @@ _REGISTRY: dict[str, Callable[[], nn.Module]] = {
     "allconv": AllConv,
     "nin": NiN,
     "vgg16": VGG16,
+    "convsmall": ConvSmall,
     "efficientnet_lite0": EfficientNetLite0,
     "alexnet": functools.partial(AlexNet, variant="bvlc"),
     "alexnet_torchvision": functools.partial(AlexNet, variant="torchvision"),
@@ -60,7 +62,7 @@ INPUT_SIZES: dict[str, tuple[int, int]] = {
 }
 IMAGENET_MODELS = frozenset(INPUT_SIZES)
 
-__all__ = ["Model", "AllConv", "NiN", "VGG16", "EfficientNetLite0", "AlexNet", "CIFAR10_CLASSES",
+__all__ = ["Model", "AllConv", "ConvSmall", "NiN", "VGG16", "EfficientNetLite0", "AlexNet", "CIFAR10_CLASSES",
            "WEIGHTS_DIR", "INPUT_SIZES", "IMAGENET_MODELS", "names", "create", "input_size",
            "init_variables", "load", "save_checkpoint", "sha256_file"]
 
@@ -85,9 +87,10 @@ def input_size(name: str) -> tuple[int, int]:
 
 def init_variables(module: nn.Module, rng: jax.Array,
                    input_size: tuple[int, int] = (32, 32)):
-  """Random ``{'params', 'batch_stats'}`` for ``module`` (float32)."""
+  """Random ``{'params', 'batch_stats'}`` for ``module`` (float32); ``batch_stats``
+  is empty for a network without batch norm (ConvSmall)."""
   x = jnp.zeros((1, *input_size, 3), jnp.uint8)
-  return dict(module.init({"params": rng}, x, train=False))
+  return {"batch_stats": {}, **module.init({"params": rng}, x, train=False)}
 
 
 def _abstract_variables(module: nn.Module, input_size=(32, 32)):

@@ -1,4 +1,5 @@
-"""The paper's three CIFAR-10 networks (Su et al. 2019, Tables I-III) in Flax linen.
+"""The paper's three CIFAR-10 networks (Su et al. 2019, Tables I-III) in Flax linen,
+and ConvSmall, the verification literature's small network (for certificates).
 
 Every module takes raw images ``uint8[N, 32, 32, 3]`` (any real dtype in
 [0, 255] works) and does its own preprocessing (``x / 255`` then per-channel
@@ -141,3 +142,26 @@ class VGG16(nn.Module):
     x = nn.relu(nn.Dense(2048)(x))
     x = nn.relu(nn.Dense(2048)(x))
     return nn.Dense(self.num_classes)(x)               # linear logits
+
+
+class ConvSmall(nn.Module):
+  """ConvSmall, the small CIFAR-10 network of the verification literature
+  (ERAN / DeepPoly, Singh et al. 2019; Calzone, OOPSLA 2023): conv 16 4x4/2,
+  ReLU, conv 32 4x4/2, ReLU, dense 100, ReLU, dense 10; no batch norm.
+
+  Small enough for :mod:`onepixel_jax.analysis.certify` to decide every
+  one-pixel position. The convolutions pad SAME (32 -> 16 -> 8; ERAN's pads
+  none, 32 -> 15 -> 6) so that every input row is read and the incremental
+  windows apply (:mod:`onepixel_jax.models.incremental`).
+  """
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, images, train: bool):
+    del train  # no dropout, no batch norm
+    x = preprocess(images)
+    x = nn.relu(nn.Conv(16, (4, 4), strides=(2, 2), padding="SAME")(x))   # 32 -> 16
+    x = nn.relu(nn.Conv(32, (4, 4), strides=(2, 2), padding="SAME")(x))   # 16 -> 8
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(100)(x))
+    return nn.Dense(self.num_classes)(x)                                   # linear logits

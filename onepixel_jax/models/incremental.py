@@ -65,12 +65,14 @@ _BN_EPSILON = 1e-5  # cifar.ConvBN's nn.BatchNorm epsilon
 @dataclasses.dataclass(frozen=True)
 class Conv:
   """``name`` holds {'Conv_0': kernel, 'BatchNorm_0'} (``bn``: conv, BN, ReLU)
-  or a bare conv with bias and no activation (``bn=False``, the logits layer)."""
+  or a bare conv with bias (``bn=False``): no activation (the logits layer),
+  or ReLU with ``relu=True`` (ConvSmall)."""
   name: str
   kernel: int
   stride: int = 1
   padding: str = "SAME"
   bn: bool = True
+  relu: bool = False  # ReLU after a bare conv (bn=False); BN layers always have one
 
   window = property(lambda self: self.kernel)
 
@@ -124,9 +126,15 @@ def _vgg16() -> tuple[Layer, ...]:
   return (*layers, Dense("Dense_0"), Dense("Dense_1"), Dense("Dense_2", relu=False))
 
 
+def _convsmall() -> tuple[Layer, ...]:
+  return (Conv("Conv_0", 4, 2, bn=False, relu=True), Conv("Conv_1", 4, 2, bn=False, relu=True),
+          Dense("Dense_0"), Dense("Dense_1", relu=False))
+
+
 def describe(module) -> tuple[Layer, ...] | None:
   """The layer description of a ``cifar`` module (eval mode), None for others."""
-  for cls, fn in ((cifar.AllConv, _allconv), (cifar.NiN, _nin), (cifar.VGG16, _vgg16)):
+  for cls, fn in ((cifar.AllConv, _allconv), (cifar.NiN, _nin), (cifar.VGG16, _vgg16),
+                  (cifar.ConvSmall, _convsmall)):
     if type(module) is cls:
       return fn()
   return None
@@ -154,7 +162,8 @@ def _conv_out(variables, layer: Conv, y):
   """The per-pixel part after the convolution."""
   if layer.bn:
     return _bn_relu(variables, layer.name, y)
-  return y + variables["params"][layer.name]["bias"]
+  y = y + variables["params"][layer.name]["bias"]
+  return jax.nn.relu(y) if layer.relu else y
 
 
 def _kernel(variables, layer: Conv):
