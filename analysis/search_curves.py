@@ -8,8 +8,8 @@ r"""Success against queries for every one-pixel search method, on the same image
 seeded order, ``data.draw_correct``: with the same seed the images of the
 ``cpu-paper`` preset's Table VIII). Every method runs non-targeted in the
 attack engine with at most ``--max_queries`` queries per image (default the
-paper's 40,400), ``--popsize`` proposals per step (DE's population) and stops
-at its first success. Each method's records go to ``OUT/<method>.jsonl`` as
+paper's 40,400), DE with the paper's population ``--popsize``, the others
+with ``--step`` proposals per step, and stops at its first success. Each method's records go to ``OUT/<method>.jsonl`` as
 attacks finish: rerun the same command to resume after a kill.
 ``--results``: DE's records from another run on the same images and budget
 (e.g. ``docs/paper_cpu/viii_allconv/results.jsonl``) stand in for running
@@ -40,26 +40,23 @@ common.define_io(2, "runs/analysis/search_curves")
 flags.DEFINE_list("methods", list(methods.METHODS), f"Search methods, of {', '.join(methods.METHODS)}.")
 flags.DEFINE_integer("max_queries", common.PAPER.max_queries, "Queries per image for every method (paper's DE: "
                      f"{common.PAPER.popsize} x {common.PAPER.generations + 1} = {common.PAPER.max_queries:,}).")
-flags.DEFINE_integer("popsize", common.PAPER.popsize, "DE's population; the other methods' proposals per step.")
+flags.DEFINE_integer("popsize", common.PAPER.popsize, f"DE's population (paper: {common.PAPER.popsize}).")
+flags.DEFINE_integer("step", 16, "The other methods' proposals per step: an adaptive method (sparse_rs with "
+                     "k > 1, guided_corners) sees the outcome of every step before its next.")
 flags.DEFINE_string("reference", None, "An analysis.verify verify.jsonl of the same images: the grid "
                     "reference's vulnerability rate is drawn as the ceiling.")
 
 
 def _config(method: str) -> AttackConfig:
-  steps = math.ceil(FLAGS.max_queries / FLAGS.popsize)
-  return AttackConfig(method=method, popsize=FLAGS.popsize, generations=steps - 1, query_budget=FLAGS.max_queries,
+  q = FLAGS.popsize if method == "de" else FLAGS.step
+  steps = math.ceil(FLAGS.max_queries / q)
+  return AttackConfig(method=method, popsize=q, generations=steps - 1, query_budget=FLAGS.max_queries,
                       early_stop="misclassify")
 
 
 def _check_settings(settings: dict):
   path = os.path.join(FLAGS.out, "config.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    diff = [k for k in settings if k != "methods" and old.get(k) != settings[k]]
-    if diff:
-      raise ValueError(f"--out {FLAGS.out} holds a run with other settings ({', '.join(diff)} differ); "
-                       f"use a new --out or the same settings to resume")
+  results.check_resumable(path, settings, ignore=("methods",))  # each method has its own records file
   os.makedirs(FLAGS.out, exist_ok=True)
   with open(path, "w") as f:
     json.dump(settings, f, indent=1)
@@ -100,7 +97,7 @@ def main(argv):
       per_method["de"] = [by_id[i] for i in ids.tolist() if i in by_id]
     _check_settings({"model": FLAGS.model, "checkpoint": FLAGS.checkpoint, "data": FLAGS.data, "seed": FLAGS.seed,
                      "num_images": FLAGS.num_images, "max_queries": FLAGS.max_queries, "popsize": FLAGS.popsize,
-                     "methods": names})
+                     "step": FLAGS.step, "methods": names})
     written = []
     for m in names:
       if m in per_method:
@@ -119,7 +116,7 @@ def main(argv):
       per_method[m] = [r for r in results.read(path) if r["id"] in keep]
       written.append(path)
     per_method = {m: per_method[m] for m in names}
-    meta = {**inp.describe(), "popsize": FLAGS.popsize, "note": common.weights_note(inp),
+    meta = {**inp.describe(), "popsize": FLAGS.popsize, "step": FLAGS.step, "note": common.weights_note(inp),
             "title": f"one-pixel success against queries, {inp.model.name}, {len(ids)} images, non-targeted"}
     out = search_curves.outputs(per_method, FLAGS.max_queries, meta, _ceiling(ids))
     written += common.write_outputs(out)

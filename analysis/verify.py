@@ -57,20 +57,6 @@ flags.DEFINE_float("backsub_limit", 3e9, "Bound report: hidden layers whose back
 _SETTINGS = ("model", "checkpoint", "data", "seed", "targets", "budget", "max_boxes", "levels")
 
 
-def _check_resumable(path: str, settings: dict):
-  if not os.path.exists(path):
-    return
-  try:
-    with open(path) as f:
-      old = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
-  diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-  if diff:
-    raise ValueError(f"--out {FLAGS.out} holds a run with other settings ({', '.join(diff)} differ); "
-                     f"use a new --out or the same settings to resume")
-
-
 def _bound_report(model, net, images, labels, ids) -> list[str]:
   rng = np.random.default_rng(FLAGS.seed)
   layers = verify.backsub_layers(net, FLAGS.backsub_limit)
@@ -106,7 +92,7 @@ def main(argv):
     settings.update(eps_rel=certify.EPS_REL, weights_sha256=job.weights_sha256(model))
     os.makedirs(FLAGS.out, exist_ok=True)
     config = os.path.join(FLAGS.out, "verify_config.json")
-    _check_resumable(config, settings)
+    results.check_resumable(config, settings)
     figures.write_json(config, settings)
     path = os.path.join(FLAGS.out, "verify.jsonl")
     done = {(r["index"], r["target"]) for r in results.read(path)}

@@ -32,7 +32,6 @@ How it runs:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any, Callable, Iterator, NamedTuple
 

@@ -86,23 +86,16 @@ def _settings(job: Job, weights: str) -> dict:
 
 
 def _check_resumable(out_dir: str, job: Job, weights: str):
-  path = os.path.join(out_dir, "config.json")
-  if not os.path.exists(path):
-    return
-  try:
-    with open(path) as f:
-      old = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
   new = _settings(job, weights)
-  if isinstance(old.get("config"), dict):  # written before later AttackConfig fields existed: their defaults
-    old["config"] = {**dataclasses.asdict(AttackConfig()), **old["config"]}
-  if "weights_sha256" not in old:  # written before the weights were recorded
-    new.pop("weights_sha256")
-  diff = [k for k in sorted(set(old) | set(new)) if k not in _SPEED_ONLY and old.get(k) != new.get(k)]
-  if diff:
-    raise ValueError(f"--out {out_dir} holds a run with other settings ({', '.join(diff)} differ); "
-                     f"use a new --out or the same settings to resume")
+
+  def upgrade(old):
+    if isinstance(old.get("config"), dict):  # written before later AttackConfig fields existed: their defaults
+      old["config"] = {**dataclasses.asdict(AttackConfig()), **old["config"]}
+    if "weights_sha256" not in old:  # written before the weights were recorded
+      new.pop("weights_sha256", None)
+    return old
+
+  results.check_resumable(os.path.join(out_dir, "config.json"), new, _SPEED_ONLY, upgrade)
 
 
 _SPEED_ONLY = ("batch_size", "incremental")  # settings that change speed, never results

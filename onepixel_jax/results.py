@@ -253,3 +253,30 @@ def read(path) -> list[dict]:
     except json.JSONDecodeError as e:
       raise ValueError(f"{path}:{i} is not a JSON record ({e.msg})") from None
   return out
+
+
+def check_resumable(path, settings: dict, ignore=(), upgrade=None) -> None:
+  """Refuses to resume a run folder whose settings file differs from ``settings``.
+
+  Args:
+    path: the folder's settings JSON (absent: a new run, nothing to check).
+    settings: this run's settings.
+    ignore: keys that never change results (batch size, ...).
+    upgrade: optional ``old -> old`` that fills in what older files lack.
+  Raises:
+    ValueError with one line naming the settings that differ (nothing is
+    written or lost), or if the file is unreadable.
+  """
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
+  if upgrade is not None:
+    old = upgrade(old)
+  diff = [k for k in sorted(set(old) | set(settings)) if k not in ignore and old.get(k) != settings.get(k)]
+  if diff:
+    raise ValueError(f"--out {os.path.dirname(path) or '.'} holds a run with other settings ({', '.join(diff)} "
+                     f"differ); use a new --out or the same settings to resume")

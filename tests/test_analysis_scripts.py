@@ -45,7 +45,7 @@ def test_probe_on_an_image_no_attack_fooled(tmp_path):
 
 def test_search_curves_end_to_end_and_resume(tmp_path):
   out = tmp_path / "curves"
-  args = ("--num_images=1", "--max_queries=40", "--popsize=16", "--methods=corner,prioritized_corners,sparse_rs",
+  args = ("--num_images=1", "--max_queries=40", "--step=8", "--methods=corner,prioritized_corners,sparse_rs",
           f"--out={out}")
   proc = run_module("analysis.search_curves", *args)
   assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,8 +1,5 @@
 """Attack engine: known answers on synthetic classifiers, reproducibility, errors."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -12,6 +9,7 @@ import pytest
 
 import onepixel_jax as op
 
+from tests.helpers import run_on_host_devices
 from tests.synthetic import HOT, H, W, assert_same, three_class, two_class, two_class_numpy
 from tests.synthetic import random_images as images
 
@@ -115,9 +113,7 @@ def test_four_devices_match_one_device():
       assert_same(one, four)
       print("OK")
   """)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+  out = run_on_host_devices(script)
   assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 

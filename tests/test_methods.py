@@ -1,9 +1,6 @@
 """Search methods: known answers on synthetic classifiers, query accounting,
 batch-size and device-count invariance, the pieces each method is built of."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -14,6 +11,7 @@ import pytest
 import onepixel_jax as op
 from onepixel_jax import methods, results
 
+from tests.helpers import run_on_host_devices
 from tests.synthetic import HOT, H, W, assert_same, two_class
 from tests.synthetic import random_images as images
 
@@ -107,9 +105,7 @@ def test_four_devices_match_one_device_for_every_method():
         assert_same(one, four)
       print("OK")
   """)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+  out = run_on_host_devices(script)
   assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
