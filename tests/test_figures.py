@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import AttackResult, figures
-from onepixel_jax.analysis import corner_search, open_questions, probe, verify
+from onepixel_jax.analysis import corner_search, open_questions, probe, search_curves, verify
 from tests import synthetic as syn
 from tests.helpers import ROOT
 from tests.synthetic import record
@@ -34,6 +34,9 @@ def outputs():
            "pixel": px, "map": m} for i, (t, v, px, m) in enumerate([
                (None, "vulnerable", red, "1" * 60 + "2201"), (2, "unknown", None, "0" * 64)])]
   figs["verify_maps"] = ("verify_maps", verify.figure_data(recs, images[:2], ("a", "b", "c"), hw=(8, 8)))
+  firsts = [dict(record(None), first_success_query=q) for q in (3, -1)]
+  figs.update(search_curves.outputs({"de": firsts, "corner": firsts[::-1]}, 40, {"model": "m"},
+                                    {"rate": 0.5, "n": 2, "label": "grid"}).figures)
   return figs
 
 
