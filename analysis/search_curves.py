@@ -43,6 +43,8 @@ flags.DEFINE_integer("max_queries", common.PAPER.max_queries, "Queries per image
 flags.DEFINE_integer("popsize", common.PAPER.popsize, f"DE's population (paper: {common.PAPER.popsize}).")
 flags.DEFINE_integer("step", 16, "The other methods' proposals per step: an adaptive method (sparse_rs with "
                      "k > 1, guided_corners) sees the outcome of every step before its next.")
+flags.DEFINE_enum("split", "test", ["test", "train"], "Dataset split: choose a method's settings on 'train' "
+                  "images, report on 'test'.")
 flags.DEFINE_string("reference", None, "An analysis.verify verify.jsonl of the same images: the grid "
                     "reference's vulnerability rate is drawn as the ceiling.")
 
@@ -83,7 +85,7 @@ def main(argv):
       if m not in methods.METHODS:
         raise ValueError(f"--methods: unknown method {m!r}; expected some of {', '.join(methods.METHODS)}")
     configs = {m: _config(m) for m in names}  # bad budgets fail before anything runs
-    inp = inputs_lib.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, None, FLAGS.seed,
+    inp = inputs_lib.load_inputs(FLAGS.model, FLAGS.checkpoint, FLAGS.data, None, FLAGS.seed, split=FLAGS.split,
                                  num_correct=FLAGS.num_images)
     images, labels, ids = inp.images, inp.labels, inp.ids
     per_method = {}
@@ -95,7 +97,8 @@ def main(argv):
         print(f"--results lacks {len(missing)} of the {len(ids)} images (first id {missing[0]}); "
               f"comparing on the {len(ids) - len(missing)} it has")
       per_method["de"] = [by_id[i] for i in ids.tolist() if i in by_id]
-    _check_settings({"model": FLAGS.model, "checkpoint": FLAGS.checkpoint, "data": FLAGS.data, "seed": FLAGS.seed,
+    _check_settings({"model": FLAGS.model, "checkpoint": FLAGS.checkpoint, "data": FLAGS.data,
+                     "split": FLAGS.split, "seed": FLAGS.seed,
                      "num_images": FLAGS.num_images, "max_queries": FLAGS.max_queries, "popsize": FLAGS.popsize,
                      "step": FLAGS.step, "methods": names})
     written = []
