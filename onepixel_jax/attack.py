@@ -69,7 +69,8 @@ class AttackConfig:
       as the target / as anything but the true class);
       ``"none"``: always run every generation.
     method: the search (:mod:`methods`): ``"de"`` (the paper's, default),
-      ``"random"``, ``"corner"``, ``"sparse_rs"``, ``"prioritized_corners"``.
+      ``"random"``, ``"corner"``, ``"sparse_rs"``, ``"prioritized_corners"``,
+      ``"guided_corners"`` (ours).
       The other methods propose ``popsize`` candidates per step; F,
       crossover, strategy and dither are DE's.
     query_budget: None for the paper's ``popsize * (generations + 1)``
@@ -265,9 +266,13 @@ def _step(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, params,
                         jax.vmap(jax.random.fold_in)(loop_keys, jnp.maximum(step - 1, 0)))
 
   # A fresh slot starts its new attack's state; then every slot proposes q candidates.
-  fresh_state = jax.vmap(method.init)(init_keys, clean, labels, targets)
-  pick = lambda new, old: jnp.where(slots.fresh.reshape((b,) + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
-  state = jax.tree.map(pick, fresh_state, slots.state)
+  # New states only on steps where some slot starts an attack (an init can sort H*W*8 pairs per slot).
+  def start(state):
+    fresh_state = jax.vmap(method.init)(init_keys, clean, labels, targets)
+    pick = lambda new, old: jnp.where(slots.fresh.reshape((b,) + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
+    return jax.tree.map(pick, fresh_state, state)
+
+  state = jax.lax.cond(slots.fresh.any(), start, lambda s: s, slots.state)
   proposals = shard(jax.vmap(method.ask)(step_keys, state, step, clean))
   before = jnp.where(slots.fresh, 0, slots.queries)
   valid = jnp.arange(q)[None, :] < (budget - before)[:, None]  # [B, q]: queries within the budget

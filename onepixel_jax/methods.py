@@ -34,6 +34,8 @@ is -1 for non-targeted attacks. Methods (``METHODS``):
   extreme colours ranked by their distance from the pixel's own colour; all
   positions' farthest colours first, then all second farthest, ...; within a
   rank, positions by their distance from the image centre. 1 pixel.
+* ``guided_corners`` (ours): corner pairs chosen by the margins measured so
+  far, smoothed over neighbouring positions (:class:`GuidedCorners`). 1 pixel.
 
 Batching: a method proposes ``Q`` candidates per step from the same state
 (DE: one generation). Queries are counted one by one in proposal order, so
