@@ -148,6 +148,9 @@ def test_random_baseline_records_are_true(setup, only_allconv, tmp_path):
 def test_unknown_table_and_preset():
   with pytest.raises(ValueError, match="unknown table '9'"):
     reproduce.runs_for(["9"])
+  with pytest.raises(ValueError, match="unknown network 'resnet'"):
+    reproduce.runs_for(["8"], ["allconv", "resnet"])
+  assert [r.name for r in reproduce.runs_for(["7", "8"], ["nin"])] == ["vii_nin", "viii_nin"]
   with pytest.raises(ValueError, match="unknown preset"):
     reproduce.preset("tpu")
 

@@ -96,8 +96,11 @@ class Run:
   random: bool = False  # Table VII's random search instead of DE
 
 
-def runs_for(tables) -> list[Run]:
-  """The runs the given tables need, each once."""
+def runs_for(tables, networks=CIFAR_MODELS) -> list[Run]:
+  """The runs the given tables need on the given networks, each once."""
+  unknown = sorted(set(networks) - set(CIFAR_MODELS))
+  if unknown:
+    raise ValueError(f"unknown network {unknown[0]!r}; expected some of {', '.join(CIFAR_MODELS)}")
   out = []
   for t in tables:
     if t in ("4", "6"):
@@ -110,7 +113,7 @@ def runs_for(tables) -> list[Run]:
       out += [Run(f"viii_{m}", m, targeted=False) for m in CIFAR_MODELS]
     else:
       raise ValueError(f"unknown table {t!r}; expected one of {TABLES} or 'all'")
-  return list(dict.fromkeys(out))
+  return [run for run in dict.fromkeys(out) if run.model in networks]
 
 
 def default_data() -> str:
@@ -356,18 +359,21 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
   return md
 
 
-def reproduce(tables, cfg, out_dir: str, progress: bool = True, log=print, command: str = "") -> str:
-  """Runs every run the tables need (``run_all``), then writes the report (``write_report``)."""
-  skipped = run_all(tables, cfg, out_dir, progress, log)
+def reproduce(tables, cfg, out_dir: str, progress: bool = True, log=print, command: str = "",
+              networks=CIFAR_MODELS) -> str:
+  """Runs every run the tables need on ``networks`` (``run_all``), then
+  writes the report of every network's results in ``out_dir`` (``write_report``)."""
+  skipped = run_all(tables, cfg, out_dir, progress, log, networks)
   return write_report(tables, cfg, out_dir, skipped, command)
 
 
-def run_all(tables, cfg, out_dir: str, progress: bool = True, log=print) -> dict[str, str]:
-  """Makes (or resumes) every run the tables need, skipping networks without
-  checkpoints; returns ``{run name: why it was skipped}``."""
+def run_all(tables, cfg, out_dir: str, progress: bool = True, log=print,
+            networks=CIFAR_MODELS) -> dict[str, str]:
+  """Makes (or resumes) every run the tables need on ``networks``, skipping
+  networks without checkpoints; returns ``{run name: why it was skipped}``."""
   skipped = {}
   reasons = {}
-  for run in runs_for(tables):
+  for run in runs_for(tables, networks):
     if run.model not in reasons:
       reasons[run.model] = available(run.model)
     if reasons[run.model]:
