@@ -46,3 +46,17 @@ def test_markdown_table():
   rows = search_curves.table({"de": records([3, -1]), "corner": records([1, 2])}, [10])
   text = search_curves.format_table(rows)
   assert "| de | 50% (9%-91%), 1/2 |" in text and "| corner | 100% (34%-100%), 2/2 |" in text
+
+
+def test_recall_against_the_grid_reference():
+  # images 0-3 grid-vulnerable, 4 not, 5 not in the reference (left out)
+  grid = {0: True, 1: True, 2: True, 3: True, 4: False}
+  rows = search_curves.recall_table({"a": records([5, 50, -1, -1, 7, 2])}, [10, 100], grid)
+  assert [(r["budget"], r["found"], r["vulnerable"], r["beyond"], r["images"]) for r in rows] == [
+      (10, 1, 4, 1, 5), (100, 2, 4, 1, 5)]
+  assert rows[1]["recall"] == 0.5 and rows[1]["ci95"][0] < 0.5 < rows[1]["ci95"][1]
+  text = search_curves.format_table(rows, recall=True)
+  assert "| a | 25% (5%-70%), 1/4, +1 beyond | 50% (15%-85%), 2/4, +1 beyond |" in text
+  out = search_curves.outputs({"a": records([5, 50, -1, -1, 7, 2])}, 100, {}, grid).json["search_table.json"]
+  assert out["ceiling"] == {"rate": 0.8, "n": 5, "vulnerable": 4, "label": "grid reference (n=5)"}
+  assert out["recall"] == rows[1:]  # the table budgets up to the run's 100

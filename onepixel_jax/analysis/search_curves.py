@@ -51,31 +51,71 @@ def table(per_method: dict, budgets) -> list[dict]:
   return rows
 
 
-def outputs(per_method: dict, max_queries: int, meta: dict, ceiling: dict | None = None) -> Outputs:
+def recall_table(per_method: dict, budgets, grid_vulnerable: dict) -> list[dict]:
+  """Each method's recall against the grid reference, per budget.
+
+  Args:
+    per_method: ``{method: AttackResult or records}`` (non-targeted).
+    budgets: query budgets.
+    grid_vulnerable: ``{image id: bool}``, whether some pixel of the grid
+      reference fools the image (``analysis.verify``'s ``grid_vulnerable``).
+  Returns:
+    One row per method and budget over the images both cover: ``found`` of
+    ``vulnerable`` grid-vulnerable images fooled within the budget,
+    ``recall`` and its 95% Wilson interval, and ``beyond``: images fooled
+    that no grid pixel fools (a finer colour than the grid's).
+  """
+  rows = []
+  for name, attacks in per_method.items():
+    r = history.as_result(attacks)
+    keep = np.array([int(i) in grid_vulnerable for i in r.ids], bool)
+    vul = np.array([bool(grid_vulnerable.get(int(i), False)) for i in r.ids], bool)
+    q = history.first_success_queries(r)
+    for b in budgets:
+      hit = keep & (q <= b)
+      found, of = int(np.sum(hit & vul)), int(np.sum(keep & vul))
+      lo, hi = history.wilson(found, of)
+      rows.append({"method": name, "budget": int(b), "found": found, "vulnerable": of,
+                   "recall": found / of if of else float("nan"), "ci95": [lo, hi],
+                   "beyond": int(np.sum(hit & ~vul)), "images": int(keep.sum())})
+  return rows
+
+
+def outputs(per_method: dict, max_queries: int, meta: dict, grid_vulnerable: dict | None = None) -> Outputs:
   """The curves and the table as analysis outputs.
 
   Args:
     per_method: ``{method: AttackResult or records}``, the same images for every method.
     max_queries: the budget every method ran with.
     meta: model, data, ids, ... (written beside the numbers).
-    ceiling: optional ``{"rate": float, "n": int, "label": str}``, the grid
-      reference's vulnerability rate on the same images.
+    grid_vulnerable: optional ``{image id: bool}`` from the grid reference
+      of the same images: its vulnerability rate is drawn as a ceiling and
+      every method's recall against it is tabled (``recall_table``).
   """
   grid = budgets_grid(max_queries)
   curves = {}
   for name, attacks in per_method.items():
     wins, n = success_within(attacks, grid)
     curves[name] = {"success": (wins / max(n, 1)).tolist(), "n": int(n)}
-  rows = table(per_method, table_budgets(max_queries))
+  budgets = table_budgets(max_queries)
+  rows = table(per_method, budgets)
+  ceiling = recall = None
+  if grid_vulnerable:
+    v = list(grid_vulnerable.values())
+    ceiling = {"rate": float(np.mean(v)), "n": len(v), "vulnerable": int(np.sum(v)),
+               "label": f"grid reference (n={len(v)})"}
+    recall = recall_table(per_method, budgets, grid_vulnerable)
   data = {**meta, "max_queries": int(max_queries), "budgets": grid.tolist(), "curves": curves, "table": rows,
           "ceiling": ceiling}
   return Outputs(json={"search_table.json": {**meta, "max_queries": int(max_queries), "table": rows,
-                                              "ceiling": ceiling}},
+                                              "ceiling": ceiling, "recall": recall}},
                  figures={"search_curves": ("search_curves", data)})
 
 
-def format_table(rows: list[dict]) -> str:
-  """A Markdown table: one row per method, one column per budget (rate and Wilson interval)."""
+def format_table(rows: list[dict], recall: bool = False) -> str:
+  """A Markdown table: one row per method, one column per budget: success
+  rate, Wilson interval and count (``table``), or with ``recall`` the recall
+  against the grid reference and the images fooled beyond it (``recall_table``)."""
   budgets = sorted({r["budget"] for r in rows})
   names = list(dict.fromkeys(r["method"] for r in rows))
   cell = {(r["method"], r["budget"]): r for r in rows}
@@ -85,7 +125,12 @@ def format_table(rows: list[dict]) -> str:
     cells = []
     for b in budgets:
       r = cell.get((m, b))
-      cells.append("-" if r is None else
-                   f"{r['rate']:.0%} ({r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), {r['successes']}/{r['n']}")
+      if r is None:
+        cells.append("-")
+      elif recall:
+        cells.append(f"{r['recall']:.0%} ({r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), {r['found']}/{r['vulnerable']}"
+                     + (f", +{r['beyond']} beyond" if r["beyond"] else ""))
+      else:
+        cells.append(f"{r['rate']:.0%} ({r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), {r['successes']}/{r['n']}")
     out.append(f"| {m} | " + " | ".join(cells) + " |")
   return "\n".join(out)
