@@ -57,3 +57,16 @@ def test_incremental_blocks_equal_the_dense_evaluation(batch_size, block):
   dense = query.probabilities(model, images, pert, batch_size=batch_size, incremental=False)
   np.testing.assert_allclose(got, dense, rtol=1e-6)
   np.testing.assert_allclose(dense, query.probabilities(syn.red_pixel, images, pert), rtol=1e-6)
+
+
+def test_a_model_queried_again_is_not_traced_again():
+  images = syn.noisy_images(2)
+  pert = np.zeros((2, 3, 1, 5), np.int32)
+  model = _IncrementalRedPixel()
+  first = query.probabilities(model, images, pert)
+  traced = len(model.blocks)  # apply_incremental runs only while being traced
+  again = query.probabilities(model, images[::-1], pert)  # another image, as analysis.verify does per image
+  np.testing.assert_allclose(again, first[::-1], rtol=1e-6)
+  assert traced == 1 and len(model.blocks) == 1
+  query.probabilities(_IncrementalRedPixel(), images, pert)  # another model compiles its own
+  assert len(model.blocks) == 1

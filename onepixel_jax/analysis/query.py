@@ -52,8 +52,26 @@ def probabilities(predict, images, perturbations, batch_size: int | None = None,
     return np.zeros((n, s, 0), np.float32)
   fn, params, incremental_fn = predict_fn(predict, incremental)
   if incremental_fn is not None:
-    return _incremental(incremental_fn, params, images, pixels, batch_size or 4096, progress)
-  return _dense(fn, params, images, pixels, batch_size or 512, progress)
+    chunk = _compiled(predict, "incremental", lambda: compiler.jit(
+        lambda params, clean, pix: incremental_fn(params, clean, pix).astype(jnp.float32), "incremental"))
+    return _incremental(chunk, params, images, pixels, batch_size or 4096, progress)
+  chunk = _compiled(predict, "dense", lambda: compiler.jit(
+      lambda params, imgs, idx, pix: fn(params, perturb.apply(imgs[idx], pix)).astype(jnp.float32), "dense"))
+  return _dense(chunk, params, images, pixels, batch_size or 512, progress)
+
+
+# (id(predict), kind, compiler options) -> (predict, jitted chunk): a model queried again (an
+# analysis calls ``probabilities`` once per image) reuses its compilation. The entry holds
+# ``predict`` itself, so the id is not reused while it is cached.
+_CHUNKS: dict = {}
+
+
+def _compiled(predict, kind: str, make):
+  key = (id(predict), kind, tuple(sorted(compiler.options(kind).items())))
+  hit = _CHUNKS.get(key)
+  if hit is None or hit[0] is not predict:
+    hit = _CHUNKS[key] = (predict, make())
+  return hit[1]
 
 
 def _bar(progress: bool, total: int):
@@ -80,9 +98,10 @@ def _pipelined(calls, bar, sizes):
   return out
 
 
-def _dense(fn, params, images, pixels, batch_size, progress):
-  """Every perturbation written into its image and the whole network run,
-  ``batch_size`` perturbed images per pass."""
+def _dense(chunk, params, images, pixels, batch_size, progress):
+  """Every perturbation written into its image and the whole network run
+  (``chunk(params, images, image index[b], pixels[b, k, 5])``), ``batch_size``
+  perturbed images per pass."""
   n, s, k, _ = pixels.shape
   total = n * s
   b = int(min(batch_size, total))
@@ -93,10 +112,6 @@ def _dense(fn, params, images, pixels, batch_size, progress):
   image_of = np.concatenate([image_of, np.zeros(pad, np.int32)])
   flat = np.concatenate([flat, np.repeat(flat[:1], pad, axis=0)])
 
-  def chunk(params, imgs, idx, pix):
-    return fn(params, perturb.apply(imgs[idx], pix)).astype(jnp.float32)
-
-  chunk = compiler.jit(chunk, "dense")
   dev_images = jnp.asarray(images)
   calls = [lambda c=c: chunk(params, dev_images, jnp.asarray(image_of[c * b:(c + 1) * b]),
                              jnp.asarray(flat[c * b:(c + 1) * b])) for c in range(chunks)]
@@ -105,10 +120,11 @@ def _dense(fn, params, images, pixels, batch_size, progress):
   return probs.reshape(n, s, probs.shape[-1])
 
 
-def _incremental(incremental_fn, params, images, pixels, batch_size, progress):
+def _incremental(chunk, params, images, pixels, batch_size, progress):
   """Blocks of ``B`` images x ``P`` perturbations (``B * P`` about
-  ``batch_size``) through the model's incremental inference; the last blocks
-  are padded with repeats, so it compiles once."""
+  ``batch_size``) through the model's incremental inference
+  (``chunk(params, clean[B], pixels[B, P, k, 5])``); the last blocks are
+  padded with repeats, so it compiles once."""
   n, s, k, _ = pixels.shape
   p = int(min(s, batch_size))
   b = int(max(1, min(n, batch_size // p)))
@@ -116,8 +132,6 @@ def _incremental(incremental_fn, params, images, pixels, batch_size, progress):
   imgs = np.concatenate([images, np.repeat(images[:1], n_pad - n, axis=0)])
   pix = np.concatenate([pixels, np.repeat(pixels[:, :1], s_pad - s, axis=1)], axis=1)
   pix = np.concatenate([pix, np.repeat(pix[:1], n_pad - n, axis=0)])
-  chunk = compiler.jit(lambda params, clean, pix: incremental_fn(params, clean, pix).astype(jnp.float32),
-                       "incremental")
   blocks = [(i, j) for i in range(0, n_pad, b) for j in range(0, s_pad, p)]
   calls = [lambda i=i, j=j: chunk(params, jnp.asarray(imgs[i:i + b]), jnp.asarray(pix[i:i + b, j:j + p]))
            for i, j in blocks]
