@@ -52,16 +52,23 @@ def test_search_curves_end_to_end_and_resume(tmp_path):
   table = json.loads((out / "search_table.json").read_text())
   rows = {(r["method"], r["budget"]): r for r in table["table"]}
   assert set(rows) == {(m, 40) for m in ("corner", "prioritized_corners", "sparse_rs")}
-  for m in ("corner", "prioritized_corners", "sparse_rs"):
+  rows_methods = ("corner", "prioritized_corners", "sparse_rs")
+  for m in rows_methods:
     (rec,) = [json.loads(line) for line in (out / f"{m}.jsonl").read_text().splitlines()]
     assert rec["method"] == m and rec["queries"] <= 40
     assert rec["success"] == (0 < rec["first_success_query"] <= 40)
   curves = json.loads((out / "search_curves.json").read_text())
   assert curves["budgets"][0] == 1 and curves["budgets"][-1] == 40
   assert (out / "search_curves.png").stat().st_size > 1000
-  # Rerunning resumes: nothing left to run.
-  again = run_module("analysis.search_curves", *args)
+  # Rerunning resumes: nothing left to run; a grid reference of the image adds the recall table.
+  ref = tmp_path / "verify.jsonl"
+  ref.write_text(json.dumps({"index": rec["id"], "target": None, "grid_vulnerable": True}) + "\n")
+  again = run_module("analysis.search_curves", *args, f"--reference={ref}")
   assert again.returncode == 0 and again.stdout.count("1 of 1 images already") == 3, again.stdout[-2000:]
+  recall = json.loads((out / "search_table.json").read_text())["recall"]
+  wins = {m: json.loads((out / f"{m}.jsonl").read_text())["success"] for m in rows_methods}
+  assert {r["method"]: (r["found"], r["vulnerable"]) for r in recall} == {m: (int(w), 1) for m, w in wins.items()}
+  assert "Recall against the grid reference (1 of 1 images grid-vulnerable)" in again.stdout
   # Other settings into the same folder: one line, nothing lost.
   other = run_module("analysis.search_curves", *args[:1], "--max_queries=32", *args[2:])
   assert other.returncode != 0 and "other settings (max_queries differ)" in other.stderr.strip().splitlines()[-1]
