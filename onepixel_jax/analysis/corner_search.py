@@ -25,40 +25,16 @@ from onepixel_jax.analysis import Outputs, grid_reference, history, query
 CORNER_COLOURS = grid_reference.colour_grid(2)
 
 
-def corner_pixels(height: int, width: int) -> np.ndarray:
-  """int32[H * W * 8, 1, 5]: every position with every extreme colour, once.
-
-  Row ``(y * W + x) * 8 + c`` writes colour ``CORNER_COLOURS[c]`` at column x,
-  row y (so ``reshape(H, W, 8)`` recovers the grid).
-  """
-  return grid_reference.grid_perturbations(height, width, CORNER_COLOURS)
-
-
 @dataclasses.dataclass(frozen=True)
-class CornerSearch:
-  """The corner search over N images (H x W, C classes).
+class CornerSearch(grid_reference.GridReference):
+  """The corner search over N images: the 2-level grid reference
+  (:class:`grid_reference.GridReference` with ``colours`` =
+  ``CORNER_COLOURS``, non-targeted), read as vulnerability maps.
 
-  Attributes:
-    predicted: int16[N, H, W, 8] the label with colour c at (row, column).
-    true_prob: float32[N, H, W, 8] the true class's probability there.
-    max_prob: float32[N, C] each class's highest probability over all corners.
-    labels: int[N] true labels.
+  ``predicted``: int16[N, H, W, 8] the label with colour c at (row, column);
+  ``true_prob``: float32[N, H, W, 8] the true class's probability there;
+  ``max_prob``: float32[N, C] each class's highest probability over all corners.
   """
-
-  predicted: np.ndarray
-  true_prob: np.ndarray
-  max_prob: np.ndarray
-  labels: np.ndarray
-
-  @property
-  def queries(self) -> int:
-    """Queries per image (H * W * 8)."""
-    return int(np.prod(self.predicted.shape[1:]))
-
-  @property
-  def flips(self) -> np.ndarray:
-    """bool[N, H, W, 8]: the label changes."""
-    return self.predicted != self.labels[:, None, None, None]
 
   @property
   def vulnerability(self) -> np.ndarray:
@@ -68,7 +44,7 @@ class CornerSearch:
   @property
   def success(self) -> np.ndarray:
     """bool[N]: some corner changes the label (non-targeted success of the exhaustive search)."""
-    return self.flips.any(axis=(1, 2, 3))
+    return self.vulnerable
 
   def reachable(self, num_classes: int) -> np.ndarray:
     """bool[N, C]: some corner is classified as class c (c != the true label)."""
@@ -81,7 +57,8 @@ class CornerSearch:
 
 def search(predict, images, labels, batch_size: int | None = None, progress: bool = False,
            incremental: bool = True) -> CornerSearch:
-  """Evaluates every position x extreme colour of every image.
+  """Evaluates every position x extreme colour of every image: the 2-level
+  :func:`grid_reference.search`, non-targeted.
 
   Args:
     predict: a loaded model or a jittable ``uint8[n, H, W, 3] -> float[n, C]``.
@@ -91,17 +68,9 @@ def search(predict, images, labels, batch_size: int | None = None, progress: boo
   Returns:
     CornerSearch.
   """
-  images = np.asarray(images)
-  labels = np.asarray(labels, np.int64)
-  n, h, w = images.shape[:3]
-  pixels = np.broadcast_to(corner_pixels(h, w)[None], (n, h * w * 8, 1, 5))
-  probs = query.probabilities(predict, images, pixels, batch_size, progress=progress,
-                              incremental=incremental)  # [N, HW8, C]
-  c = probs.shape[-1]
-  grid = probs.reshape(n, h, w, 8, c)
-  return CornerSearch(predicted=grid.argmax(-1).astype(np.int16),
-                      true_prob=np.take_along_axis(grid, labels[:, None, None, None, None], -1)[..., 0],
-                      max_prob=probs.max(1), labels=labels)
+  ref = grid_reference.search(predict, images, labels, None, levels=2, batch_size=batch_size, progress=progress,
+                              incremental=incremental)
+  return CornerSearch(**{f.name: getattr(ref, f.name) for f in dataclasses.fields(ref)})
 
 
 def random_order_success(adversarial_corners, total: int, budgets) -> np.ndarray:
@@ -286,5 +255,8 @@ def outputs(cs: CornerSearch, images, ids, class_names, de_records=(), de_label:
 def load(path) -> tuple[CornerSearch, np.ndarray]:
   """A saved search (``corners.npz`` of ``outputs``) and its image ids."""
   with np.load(path) as z:
+    labels = z["labels"].astype(np.int64)
     return CornerSearch(predicted=z["predicted"], true_prob=z["true_prob"].astype(np.float32),
-                        max_prob=z["max_prob"], labels=z["labels"].astype(np.int64)), z["ids"]
+                        target_prob=np.full(z["predicted"].shape, np.nan, np.float32), labels=labels,
+                        targets=np.full(len(labels), -1, np.int64), colours=z["colours"],
+                        max_prob=z["max_prob"]), z["ids"]

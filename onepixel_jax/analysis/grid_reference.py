@@ -55,6 +55,8 @@ class GridReference:
       attack is non-targeted).
     labels: int[N]; targets: int[N] (-1: non-targeted).
     colours: int32[G, 3].
+    max_prob: float32[N, C] each class's highest probability over the whole
+      grid (None where not kept).
   """
 
   predicted: np.ndarray
@@ -63,6 +65,7 @@ class GridReference:
   labels: np.ndarray
   targets: np.ndarray
   colours: np.ndarray
+  max_prob: np.ndarray | None = None
 
   @property
   def queries(self) -> int:
@@ -134,7 +137,7 @@ def search(predict, images, labels, targets=None, levels: int = 3, batch_size: i
   target_prob = np.where(targets[:, None, None, None] >= 0, pick(np.maximum(targets, 0)), np.nan)
   return GridReference(predicted=probs.argmax(-1).astype(np.int16), true_prob=pick(labels),
                        target_prob=target_prob.astype(np.float32), labels=labels, targets=targets,
-                       colours=colours)
+                       colours=colours, max_prob=probs.max(axis=(1, 2, 3)))
 
 
 def recall(success, reference: GridReference) -> float:
