@@ -2,7 +2,6 @@
 
 import importlib.util
 import io
-import pathlib
 import re
 import tarfile
 

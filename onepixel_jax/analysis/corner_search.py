@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from onepixel_jax.analysis import Outputs, grid_reference, history, query
+from onepixel_jax.analysis import Outputs, grid_reference, history
 
 # int32[8, 3]: every colour whose channels are each 0 or 255, in binary order
 # (black, blue, green, cyan, red, magenta, yellow, white): the 2-level grid.

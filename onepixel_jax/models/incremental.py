@@ -42,7 +42,6 @@ tolerance (the convolutions sum in a different order).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import jax
