@@ -245,7 +245,7 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       f"DE population {cfg.popsize}, at most {cfg.generations} generations "
       f"(paper: {paper.num_images} images, {paper.popsize}, {paper.generations}). Intervals: 95%, "
       "Wilson for rates, normal for means; \"paper inside?\" says whether the paper's number lies "
-      "in ours." + (f" Command: `{command}`" if command else ""),
+      "in ours." + (f" Last written by: `{command}`" if command else ""),
       "",
   ]
   if "4" in tables:
@@ -343,9 +343,18 @@ def figure_data(tables, recs: dict[str, list[dict]]) -> dict[str, tuple[str, dic
   return out
 
 
+def tables_with_results(out_dir: str) -> list[str]:
+  """The tables (of ``TABLES``) some of whose runs have a results file in ``out_dir``."""
+  return [t for t in TABLES
+          if any(os.path.exists(os.path.join(out_dir, run.name, "results.jsonl")) for run in runs_for([t]))]
+
+
 def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
   """Writes ``out_dir/figures`` (Figs. 5-7: JSON, PNG, PDF) and ``out_dir/tables.md``
-  from the runs in ``out_dir``; returns the markdown."""
+  from the runs in ``out_dir``; returns the markdown. The report covers
+  ``tables`` and every other table with results there
+  (``tables_with_results``), so a run of one table keeps the others in ``tables.md``."""
+  tables = [t for t in TABLES if t in set(tables) | set(tables_with_results(out_dir))]
   recs = read_runs(tables, out_dir, skipped)
   listed = []
   for name, (kind, fig) in figure_data(tables, recs).items():
