@@ -44,8 +44,8 @@ flags.DEFINE_integer("max_queries", common.PAPER.max_queries, "Queries per image
 flags.DEFINE_integer("popsize", common.PAPER.popsize, f"DE's population (paper: {common.PAPER.popsize}).")
 flags.DEFINE_integer("step", 16, "The other methods' proposals per step: an adaptive method (sparse_rs with "
                      "k > 1, guided_corners) sees the outcome of every step before its next.")
-flags.DEFINE_enum("split", "test", ["test", "train"], "Dataset split: choose a method's settings on 'train' "
-                  "images, report on 'test'.")
+flags.DEFINE_enum("split", "test", ["test", "val", "train"], "Dataset split: choose a method's settings on "
+                  "'val' (the training split's 5,000 held-out validation images), report on 'test'.")
 flags.DEFINE_string("reference", None, "An analysis.verify verify.jsonl of the same images: the grid "
                     "reference's vulnerability rate is drawn as the ceiling.")
 

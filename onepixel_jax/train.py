@@ -62,8 +62,8 @@ def default_config(model: str) -> ml_collections.ConfigDict:
   c.model = model
   c.data = ""                 # "" = $ONEPIXEL_CIFAR10 or ../shared/data/cifar10-jpeg.tar.gz; "tfds"; a path
   c.seed = 0
-  c.num_val = 5000            # held out from the TRAINING split for per-epoch evaluation
-  c.val_seed = 0
+  c.num_val = data_lib.NUM_VAL  # held out from the TRAINING split for per-epoch evaluation
+  c.val_seed = data_lib.VAL_SEED
   c.batch_size = 128          # XLA:CPU's training step is no faster per image at 256 or 512
   c.eval_batch_size = 500
   c.num_epochs = 12
@@ -174,11 +174,7 @@ def eval_step(module: nn.Module, variables, images, labels, mask):
 
 # ------------------------------------------------------------ orchestration
 
-def split_train_val(images, labels, num_val: int, seed: int):
-  """Deterministic held-out validation split from the *training* set."""
-  perm = np.random.default_rng(seed).permutation(len(labels))
-  val, tr = perm[:num_val], np.sort(perm[num_val:])
-  return (images[tr], labels[tr]), (images[val], labels[val])
+split_train_val = data_lib.split_train_val  # the held-out validation split (one definition, in data)
 
 
 def evaluate(module, variables, images, labels, batch_size: int = 500,

@@ -159,3 +159,23 @@ def test_draw_correct_takes_the_first_correct_images_of_the_draw_order():
   assert set(correct(ids)) <= set(correct(more))  # a smaller count takes a prefix of a larger one
   with pytest.raises(ValueError, match="only 20 of the 40 images are classified correctly"):
     data.draw_correct(predict, images, labels, 21, seed=3)
+
+
+def test_val_split_is_the_held_out_part_of_the_training_split(synthetic_tarball, tmp_path, monkeypatch):
+  import types
+  path, _ = synthetic_tarball
+  monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
+  cifar = types.SimpleNamespace(name="c", num_classes=10, input_size=(32, 32))
+  x, y = data.load(str(path), "train", cifar)
+  (xt, yt), (xv, yv) = data.split_train_val(x, y, 3)
+  assert len(xv) == 3 and len(xt) == len(x) - 3
+  # Together the two parts are the training split, each image once.
+  both = np.concatenate([xt, xv]).reshape(len(x), -1)
+  assert sorted(map(bytes, both)) == sorted(map(bytes, x.reshape(len(x), -1)))
+  # "val" is the default split's held-out part (NUM_VAL images, or all of a smaller split).
+  vx, vy = data.load(str(path), "val", cifar)
+  _, (wx, wy) = data.split_train_val(x, y)
+  np.testing.assert_array_equal(vx, wx)
+  np.testing.assert_array_equal(vy, wy)
+  with pytest.raises(ValueError, match="split 'val'.*CIFAR-10 only"):
+    data.load("samples", "val", types.SimpleNamespace(name="m", num_classes=1000, input_size=(227, 227)))

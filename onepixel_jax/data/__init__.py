@@ -6,6 +6,9 @@
   (:mod:`onepixel_jax.data.imagenet`, resized and centre-cropped) for
   1000-class ones. ``source`` is ``"samples"`` (:mod:`onepixel_jax.data.samples`,
   offline), ``"tfds"`` or a path.
+* :func:`split_train_val`: the held-out validation images of a training split
+  (``NUM_VAL`` images, seed ``VAL_SEED``: what the bundled CIFAR-10 networks
+  were validated on and never trained on; ``load(..., "val", ...)``).
 * :func:`draw`: the paper's protocol draws images at random (fixed seed).
 * :func:`classify`: clean probabilities, to keep the correctly classified
   images (the only ones the paper attacks).
@@ -19,8 +22,22 @@ from onepixel_jax.data import cifar10, imagenet, samples
 from onepixel_jax.data.cifar10 import CIFAR10_CLASSES, default_tarball, load_cifar10
 from onepixel_jax.data.samples import sha256_file
 
-__all__ = ["load", "draw", "draw_correct", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
+__all__ = ["load", "split_train_val", "NUM_VAL", "VAL_SEED", "draw", "draw_correct", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
            "cifar10", "imagenet", "samples"]
+
+
+# The held-out validation split of CIFAR-10's training split (train.default_config's num_val, val_seed).
+NUM_VAL = 5000
+VAL_SEED = 0
+
+
+def split_train_val(images, labels, num_val: int = NUM_VAL, seed: int = VAL_SEED):
+  """Deterministic held-out validation split from the *training* set:
+  ``((train images, labels), (val images, labels))``, the training part in
+  dataset order, the validation part in the seeded order."""
+  perm = np.random.default_rng(seed).permutation(len(labels))
+  val, tr = perm[:num_val], np.sort(perm[num_val:])
+  return (images[tr], labels[tr]), (images[val], labels[val])
 
 
 def load(source, split: str, model):
@@ -28,14 +45,20 @@ def load(source, split: str, model):
 
   Args:
     source: "samples", "tfds", or a path (folder or tarball).
-    split: "test" (ImageNet: its validation split) or "train".
+    split: "test" (ImageNet: its validation split), "train", or (CIFAR-10)
+      "val": the training split's ``NUM_VAL`` held-out validation images
+      (:func:`split_train_val`), where a method's settings are chosen.
     model: a loaded model (``num_classes``, ``input_size``, ``name``).
   Raises:
     ValueError with one line: no dataset for the model's classes, images of
     another size than the model takes, or a bad source.
   """
+  if split == "val" and model.num_classes != 10:
+    raise ValueError(f"split 'val' (held-out training images) is defined for CIFAR-10 only, not {model.name!r}")
   if model.num_classes == 10:
-    images, labels = cifar10.load(source, split)
+    images, labels = cifar10.load(source, "train" if split == "val" else split)
+    if split == "val":
+      _, (images, labels) = split_train_val(images, labels)
   elif model.num_classes == imagenet.NUM_CLASSES:
     images, labels = imagenet.load(source, split, tuple(model.input_size))
   else:
