@@ -41,7 +41,8 @@ flags.DEFINE_enum("early_stop", PAPER.early_stop, list(EARLY_STOP_RULES), "paper
                   "misclassify: first success; none.")
 flags.DEFINE_enum("method", PAPER.method, list(METHODS), "Search: de (the paper's), random (Table VII's "
                   "baseline), corner (every position x 8 extreme colours, CornerSearch's first stage), sparse_rs "
-                  "(Sparse-RS), prioritized_corners (OPPSLA's order), guided_corners (ours); the others propose "
+                  "(Sparse-RS), prioritized_corners (OPPSLA's order), guided_corners and learned_corners (ours); the "
+                  "others propose "
                   "--popsize candidates "
                   "per step.")
 flags.DEFINE_integer("query_budget", PAPER.query_budget, "Queries per attack (default: popsize x (generations "

@@ -70,7 +70,7 @@ class AttackConfig:
       ``"none"``: always run every generation.
     method: the search (:mod:`methods`): ``"de"`` (the paper's, default),
       ``"random"``, ``"corner"``, ``"sparse_rs"``, ``"prioritized_corners"``,
-      ``"guided_corners"`` (ours).
+      ``"guided_corners"``, ``"learned_corners"`` (ours).
       The other methods propose ``popsize`` candidates per step; F,
       crossover, strategy and dither are DE's.
     query_budget: None for the paper's ``popsize * (generations + 1)``

@@ -36,6 +36,8 @@ is -1 for non-targeted attacks. Methods (``METHODS``):
   rank, positions by their distance from the image centre. 1 pixel.
 * ``guided_corners`` (ours): corner pairs chosen by the margins measured so
   far, smoothed over neighbouring positions (:class:`GuidedCorners`). 1 pixel.
+* ``learned_corners`` (ours): ``guided_corners`` starting from a prior learned
+  on held-out images (:mod:`corner_prior`, :class:`LearnedCorners`). 1 pixel.
 
 Batching: a method proposes ``Q`` candidates per step from the same state
 (DE: one generation). Queries are counted one by one in proposal order, so
@@ -52,13 +54,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from onepixel_jax import de, perturb
+from onepixel_jax import corner_prior, de, perturb
 
-METHODS = ("de", "random", "corner", "sparse_rs", "prioritized_corners", "guided_corners")
-ONE_PIXEL_ONLY = ("corner", "prioritized_corners", "guided_corners")
+METHODS = ("de", "random", "corner", "sparse_rs", "prioritized_corners", "guided_corners", "learned_corners")
+ONE_PIXEL_ONLY = ("corner", "prioritized_corners", "guided_corners", "learned_corners")
 
-# The 8 extreme colours, red slowest: int32[8, 3].
-CORNERS = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], np.int32)
+CORNERS = corner_prior.CORNERS  # the 8 extreme colours, red slowest: int32[8, 3]
 
 # Sparse-RS (Croce et al. 2022): alpha_init for CIFAR-10 L0 attacks, and the
 # schedule dividing it, at iterations rescaled to a budget of 10,000.
@@ -80,9 +81,9 @@ def margin_loss(probs: jax.Array, label: jax.Array, target: jax.Array) -> jax.Ar
   ``log p_label - max_{j != label} log p_j`` (the logit margin; negative once
   misclassified); targeted, the cross-entropy ``-log p_target``."""
   logp = jnp.log(jnp.maximum(probs, 1e-30))
-  cls = jnp.where(target >= 0, target, label)
-  own = jnp.take_along_axis(logp, jnp.broadcast_to(cls, probs.shape[:-1])[..., None], -1)[..., 0]
-  others = jnp.where(jnp.arange(probs.shape[-1]) == cls, -jnp.inf, logp).max(-1)
+  cls = jnp.broadcast_to(jnp.where(target >= 0, target, label), probs.shape[:-1])
+  own = jnp.take_along_axis(logp, cls[..., None], -1)[..., 0]
+  others = jnp.where(jnp.arange(probs.shape[-1]) == cls[..., None], -jnp.inf, logp).max(-1)
   return jnp.where(target >= 0, -own, own - others)
 
 
@@ -243,16 +244,19 @@ class GuidedCorners(Method):
   evidence about its neighbours. Each step proposes the ``Q`` untried
   (position, extreme colour) pairs of lowest score
 
-      rank(p, c) * rank_weight - drop(p) - explore * unexplored(p) + centre(p) * centre_weight,
+      prior(p, c) - drop(p) - explore * unexplored(p) + centre(p) * centre_weight,
+      prior(p, c) = rank(p, c) * rank_weight,
 
   where ``rank`` is the colour's rank by distance from the pixel's own colour
-  (as OPPSLA's order), ``drop(p)`` the Gaussian-smoothed (``sigma`` pixels)
+  (as OPPSLA's order; :class:`LearnedCorners` replaces ``prior`` by a learned
+  one), ``drop(p)`` the Gaussian-smoothed (``sigma`` pixels)
   fall of the margin below the median margin measured so far at p's
   neighbours (``drop_weight`` per unit of log-probability margin),
   ``unexplored(p)`` one minus the smoothed density of tried positions (so
   the first steps probe a spread-out lattice) and ``centre(p)`` the
   distance from the image centre in units of the image size. State: the
-  margins measured (float32[H W, 8], +inf untried). 1 pixel; H W 8 queries at most.
+  margins measured (float32[H W, 8], +inf untried) and ``prior``
+  (float32[H W, 8]). 1 pixel; H W 8 queries at most.
   """
   sigma: float = 2.0
   rank_weight: float = 1.0
@@ -264,7 +268,11 @@ class GuidedCorners(Method):
     return self.height * self.width * 8
 
   def init(self, key, clean, label, target):
-    return (jnp.full((self.height * self.width, 8), jnp.inf, jnp.float32), _corner_rank(clean))
+    return (jnp.full((self.height * self.width, 8), jnp.inf, jnp.float32), self.prior(clean))
+
+  def prior(self, clean) -> jax.Array:
+    """float32[H W, 8]: each pair's own score (lower first): ``rank * rank_weight``."""
+    return _corner_rank(clean) * self.rank_weight
 
   def _smooth(self, x):
     """float32[H, W] -> Gaussian-smoothed (weights exp(-d^2 / 2 sigma^2), 1 at d = 0), same shape."""
@@ -275,7 +283,7 @@ class GuidedCorners(Method):
 
   def scores(self, state) -> jax.Array:
     """float32[H W, 8]: lower is tried first; +inf where tried."""
-    margins, rank = state
+    margins, prior = state
     h, w = self.height, self.width
     tried = jnp.isfinite(margins)
     seen = tried.any(1)
@@ -289,20 +297,40 @@ class GuidedCorners(Method):
     yy, xx = jnp.divmod(jnp.arange(h * w), w)
     centre = jnp.sqrt((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / max(h, w)
     pos = (-self.drop_weight * est - self.explore * unexplored).reshape(-1) + self.centre_weight * centre
-    score = rank * self.rank_weight + pos[:, None]
-    return jnp.where(tried, jnp.inf, score)
+    return jnp.where(tried, jnp.inf, prior + pos[:, None])
 
   def ask(self, key, state, step, clean):
     _, codes = jax.lax.top_k(-self.scores(state).reshape(-1), self.popsize)
     return _corner_candidates(codes.astype(jnp.int32), self.width)
 
   def tell(self, state, candidates, probs, label, target, valid):
-    margins, rank = state
+    margins, prior = state
     codes = _corner_codes(candidates, self.width)
     loss = margin_loss(probs, label, target)
     flat = margins.reshape(-1)
     flat = flat.at[jnp.where(valid, codes, flat.shape[0])].set(loss, mode="drop")
-    return flat.reshape(margins.shape), rank
+    return flat.reshape(margins.shape), prior
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedCorners(GuidedCorners):
+  """Ours: :class:`GuidedCorners` with a learned prior (:mod:`corner_prior`):
+
+      prior(p, c) = -prior_weight * z(p, c),
+
+  ``z`` the image's standardised (zero mean, unit deviation over its pairs)
+  prediction of how much (p, c) moves the margin, from a linear model of the clean image's features around p fitted
+  on held-out images' exhaustive corner maps (OPPSLA's synthesised ordering,
+  as regression). ``weights``: float[F] in ``corner_prior.FEATURES`` order
+  (default: the bundled AllConv prior, ``corner_prior.load()``)."""
+  weights: tuple = ()
+  prior_weight: float = 0.5  # prior_weight, drop_weight and explore: chosen on 200 validation images
+  explore: float = 1.0       # (experiments.fit_corner_prior's), never on test images
+  centre_weight: float = 0.0  # the prior has the distance from the centre among its features
+
+  def prior(self, clean) -> jax.Array:
+    s = corner_prior.score(clean, self.weights if len(self.weights) else corner_prior.load())
+    return -self.prior_weight * (s - s.mean()) / jnp.maximum(s.std(), 1e-12)
 
 
 def make(config, height: int, width: int) -> Method:
@@ -319,6 +347,8 @@ def make(config, height: int, width: int) -> Method:
     return PrioritizedCorners(**common)
   if name == "guided_corners":
     return GuidedCorners(**common)
+  if name == "learned_corners":
+    return LearnedCorners(**common)
   if name == "sparse_rs":
     return SparseRS(**common, max_queries=config.max_queries)
   raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")

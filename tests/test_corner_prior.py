@@ -1,0 +1,99 @@
+"""The learned corner prior: its features, targets, fit, held-out scoring and its method."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from onepixel_jax import corner_prior, methods, perturb
+from tests.synthetic import HOT, H, W, two_class
+from tests.synthetic import random_images as images
+
+
+def test_fit_recovers_linear_weights():
+  rng = np.random.default_rng(0)
+  feats = rng.normal(size=(5, 200, len(corner_prior.FEATURES)))
+  w = rng.normal(size=len(corner_prior.FEATURES))
+  np.testing.assert_allclose(corner_prior.fit(feats, feats @ w, ridge=1e-12), w, atol=1e-6)
+  # The ridge shrinks the weights towards 0.
+  assert np.linalg.norm(corner_prior.fit(feats, feats @ w, ridge=10.0)) < 0.5 * np.linalg.norm(w)
+
+
+def test_targets_mark_each_images_lowest_margins():
+  margins = np.array([[3.0, 1.0, 2.0, 0.0], [0.0, 5.0, -1.0, 2.0]])
+  np.testing.assert_array_equal(corner_prior.targets(margins, top=0.5), [[0, 1, 0, 1], [1, 0, 1, 0]])
+  np.testing.assert_array_equal(corner_prior.targets(margins, top=0.01), [[0, 0, 0, 1], [0, 0, 1, 0]])
+
+
+def test_order_success_counts_images_fooled_within_each_budget():
+  scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0], [0.0, 1.0, 2.0]])
+  flips = np.array([[False, True, False], [False, False, False], [True, False, False]])
+  # Image 0 flips at its 2nd query, image 1 never, image 2 at its 3rd.
+  assert corner_prior.order_success(scores, flips, (1, 2, 3)) == {1: 0, 2: 1, 3: 2}
+
+
+def test_features_known_values():
+  im = images(1)[0]
+  im[0, 0] = 0  # a black pixel: white is its farthest corner, at the whole diagonal
+  f = np.asarray(corner_prior.features(jnp.asarray(im)))
+  assert f.shape == (H * W, 8, len(corner_prior.FEATURES))
+  col = {name: i for i, name in enumerate(corner_prior.FEATURES)}
+  rank = f[:, :, col["rank_0"]:col["rank_0"] + 8].argmax(-1)
+  np.testing.assert_array_equal(rank, np.asarray(methods._corner_rank(jnp.asarray(im))))  # OPPSLA's ranks
+  np.testing.assert_array_equal(f[0, :, col["corner_0"]:col["corner_0"] + 8], np.eye(8))
+  assert f[0, 7, col["dist_own"]] == pytest.approx(1.0) and f[0, 0, col["dist_own"]] == 0.0
+  centre = f[:, 0, col["centre"]].reshape(H, W)
+  assert centre[0, 0] == centre.max() and centre[H // 2, W // 2] == centre.min()
+
+
+def test_corner_margins_equal_the_dense_evaluation():
+  im = images(2)
+  labels = np.zeros(2, int)
+  m = corner_prior.corner_margins(two_class, im, labels)
+  assert m.shape == (2, H * W * 8)
+  for i, code in [(0, 0), (1, (HOT[1] * W + HOT[0]) * 8 + 5), (0, 77)]:
+    pos, c = divmod(code, 8)
+    pix = np.array([[pos % W, pos // W, *corner_prior.CORNERS[c]]])
+    probs = two_class(perturb.apply(im[i], pix)[None])
+    want = methods.margin_loss(probs, jnp.array([0]), jnp.array([-1]))[0]
+    assert m[i, code] == pytest.approx(float(want), rel=1e-5, abs=1e-5)
+  assert (m[1, (HOT[1] * W + HOT[0]) * 8 + 5] < 0) and (m >= 0).sum() > 0.9 * m.size  # magenta at HOT flips
+
+
+def _first_success(method, image, steps):
+  """The 1-based query at which ``method`` first fools two_class on ``image`` (None: not within steps)."""
+  state = method.init(None, jnp.asarray(image), 0, -1)
+  for step in range(steps):
+    cand = method.ask(None, state, step, None)
+    adv = np.stack([perturb.apply(image, np.asarray(c, np.int32)[None]) for c in np.asarray(cand)])
+    probs = two_class(adv)
+    flips = np.asarray(probs).argmax(1) != 0
+    if flips.any():
+      return step * method.popsize + int(flips.argmax()) + 1
+    state = method.tell(state, cand, probs, jnp.array(0), jnp.array(-1), jnp.ones(len(cand), bool))
+  return None
+
+
+def test_learned_prior_steers_the_search():
+  """With only the prior (no adaptation), a prior preferring magenta tries
+  magenta everywhere first, positions in index order: the planted pixel
+  (magenta wins there) at query HOT's index + 1. One preferring black (which
+  never wins) finds nothing in those queries."""
+  image = images(1)[0]
+  found = {}
+  for corner in (5, 0):
+    w = np.zeros(len(corner_prior.FEATURES))
+    w[corner_prior.FEATURES.index(f"corner_{corner}")] = 1.0
+    m = methods.LearnedCorners(pixels=1, popsize=16, height=H, width=W, weights=tuple(w), prior_weight=100.0,
+                               drop_weight=0.0, explore=0.0)
+    found[corner] = _first_success(m, image, H * W // 16)
+  assert found == {5: HOT[1] * W + HOT[0] + 1, 0: None}
+
+
+def test_load_checks_the_features(tmp_path):
+  assert len(corner_prior.load()) == len(corner_prior.FEATURES)  # the bundled prior
+  bad = tmp_path / "prior.json"
+  bad.write_text(json.dumps({"features": ["dist_own"], "weights": [1.0]}))
+  with pytest.raises(ValueError, match="do not match corner_prior.FEATURES; refit it"):
+    corner_prior.load(bad)
