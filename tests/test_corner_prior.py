@@ -97,3 +97,23 @@ def test_load_checks_the_features(tmp_path):
   bad.write_text(json.dumps({"features": ["dist_own"], "weights": [1.0]}))
   with pytest.raises(ValueError, match="do not match corner_prior.FEATURES; refit it"):
     corner_prior.load(bad)
+
+
+def test_fit_corner_prior_end_to_end_and_resume(cifar10_tarball, tmp_path):
+  from tests.helpers import run_module
+  work, out = tmp_path / "work", tmp_path / "prior.json"
+  args = ("--model=convsmall", "--num_images=2", f"--data={cifar10_tarball}", f"--workdir={work}", f"--out={out}")
+  proc = run_module("experiments.fit_corner_prior", *args)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "images 1-2 of 2" in proc.stdout
+  spec = json.loads(out.read_text())
+  assert spec["features"] == list(corner_prior.FEATURES) and spec["split"] == "val" and len(spec["ids"]) == 2
+  assert corner_prior.load(out) == tuple(spec["weights"])
+  cv = spec["held_out_success"]
+  assert cv["images"] == 2 and set(cv) >= {"learned", "prioritized_corners", "vulnerable"}
+  (margins,) = [np.load(p) for p in work.iterdir()]
+  assert margins.shape == (2, 32 * 32 * 8)
+  # A rerun finds the margins in --workdir and queries nothing.
+  again = run_module("experiments.fit_corner_prior", *args)
+  assert again.returncode == 0 and "images 1-2" not in again.stdout
+  assert json.loads(out.read_text())["weights"] == spec["weights"]
