@@ -2,7 +2,8 @@ r"""Success against queries for every one-pixel search method, on the same image
 
     python -m analysis.search_curves --num_images=2 --max_queries=800     # ~1-2 min on 2 CPU cores
     python -m analysis.search_curves --data=$ONEPIXEL_CIFAR10 --num_images=100 \
-        --methods=de,random,corner,sparse_rs,prioritized_corners --out=docs/search_curves/allconv
+        --methods=de,random,corner,sparse_rs,prioritized_corners,guided_corners,learned_corners \
+        --out=docs/search_curves/allconv
 
 ``--num_images`` correctly classified test images (the first ones of the
 seeded order, ``data.draw_correct``: with the same seed the images of the
