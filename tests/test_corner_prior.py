@@ -33,6 +33,22 @@ def test_order_success_counts_images_fooled_within_each_budget():
   assert corner_prior.order_success(scores, flips, (1, 2, 3)) == {1: 0, 2: 1, 3: 2}
 
 
+def test_cross_validate_scores_the_learned_order_on_held_out_images():
+  """One feature marks each image's flipping candidate: the order learned on
+  the other folds tries it first, so every vulnerable image falls at query 1."""
+  rng = np.random.default_rng(1)
+  margins = rng.uniform(0.5, 2.0, (8, 30))
+  winner = rng.integers(0, 30, 8)
+  margins[np.arange(6), winner[:6]] = -1.0  # images 6 and 7 cannot be fooled
+  marked = np.zeros((8, 30))
+  marked[np.arange(8), winner] = 1.0
+  feats = np.stack([marked, rng.normal(size=(8, 30))], -1)
+  reverse = -np.tile(np.arange(30.0), (8, 1))
+  cv = corner_prior.cross_validate(feats, margins, {"in_order": reverse}, ridge=1e-6, budgets=(1, 30))
+  assert cv["learned"] == {1: 6, 30: 6} and cv["images"] == 8 and cv["vulnerable"] == 6
+  assert cv["in_order"] == corner_prior.order_success(reverse, margins < 0, (1, 30))
+
+
 def test_features_known_values():
   im = images(1)[0]
   im[0, 0] = 0  # a black pixel: white is its farthest corner, at the whole diagonal
