@@ -47,6 +47,8 @@ flags.DEFINE_integer("step", 16, "The other methods' proposals per step: an adap
                      "k > 1, guided_corners) sees the outcome of every step before its next.")
 flags.DEFINE_enum("split", "test", ["test", "val", "train"], "Dataset split: choose a method's settings on "
                   "'val' (the training split's 5,000 held-out validation images), report on 'test'.")
+flags.DEFINE_string("corner_prior", None, "learned_corners' prior (experiments.fit_corner_prior's JSON; "
+                    "default: the bundled AllConv prior).")
 flags.DEFINE_string("reference", None, "An analysis.verify verify.jsonl of the same images: the grid "
                     "reference's vulnerability rate is drawn as the ceiling.")
 
@@ -55,7 +57,8 @@ def _config(method: str) -> AttackConfig:
   q = FLAGS.popsize if method == "de" else FLAGS.step
   steps = math.ceil(FLAGS.max_queries / q)
   return AttackConfig(method=method, popsize=q, generations=steps - 1, query_budget=FLAGS.max_queries,
-                      early_stop="misclassify")
+                      early_stop="misclassify",
+                      corner_prior=FLAGS.corner_prior if method == "learned_corners" else None)
 
 
 def _check_settings(settings: dict):
@@ -103,7 +106,7 @@ def main(argv):
     _check_settings({"model": FLAGS.model, "checkpoint": FLAGS.checkpoint, "data": FLAGS.data,
                      "split": FLAGS.split, "seed": FLAGS.seed,
                      "num_images": FLAGS.num_images, "max_queries": FLAGS.max_queries, "popsize": FLAGS.popsize,
-                     "step": FLAGS.step, "methods": names})
+                     "step": FLAGS.step, "corner_prior": FLAGS.corner_prior, "methods": names})
     written = []
     for m in names:
       if m in per_method:

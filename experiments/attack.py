@@ -45,6 +45,8 @@ flags.DEFINE_enum("method", PAPER.method, list(METHODS), "Search: de (the paper'
                   "others propose "
                   "--popsize candidates "
                   "per step.")
+flags.DEFINE_string("corner_prior", None, "learned_corners' prior: a JSON of experiments.fit_corner_prior "
+                    "(default: the bundled AllConv prior).")
 flags.DEFINE_integer("query_budget", PAPER.query_budget, "Queries per attack (default: popsize x (generations "
                      "+ 1), the paper's 40,400); every method stops there.")
 flags.DEFINE_integer("seed", 0, "Seed for the image draw and every attack.")
@@ -61,7 +63,8 @@ def main(argv):
     sys.exit(f"experiments.attack: error: unexpected arguments {argv[1:]}")
   try:
     cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations,
-                       early_stop=FLAGS.early_stop, method=FLAGS.method, query_budget=FLAGS.query_budget)
+                       early_stop=FLAGS.early_stop, method=FLAGS.method, query_budget=FLAGS.query_budget,
+                       corner_prior=FLAGS.corner_prior)
     spec = job.Job(model=FLAGS.model, checkpoint=FLAGS.checkpoint, data=FLAGS.data, split=FLAGS.split,
                    num_images=FLAGS.num_images, targeted=FLAGS.targeted, seed=FLAGS.seed, config=cfg,
                    batch_size=FLAGS.batch_size, incremental=FLAGS.incremental)

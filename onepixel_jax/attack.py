@@ -41,7 +41,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
-from onepixel_jax import compiler, de, methods, perturb
+from onepixel_jax import compiler, corner_prior, de, methods, perturb
 from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
@@ -75,6 +75,8 @@ class AttackConfig:
       crossover, strategy and dither are DE's.
     query_budget: None for the paper's ``popsize * (generations + 1)``
       queries per attack, or a smaller budget (every method stops there).
+    corner_prior: ``learned_corners``' prior, a JSON written by
+      ``experiments.fit_corner_prior`` (None: the bundled AllConv prior).
   """
 
   pixels: int = 1
@@ -89,6 +91,7 @@ class AttackConfig:
   true_threshold: float = 0.05
   method: str = "de"
   query_budget: int | None = None
+  corner_prior: str | None = None
 
   def __post_init__(self):
     def bad(msg):
@@ -119,6 +122,13 @@ class AttackConfig:
       bad(f"method must be one of {methods.METHODS}, got {self.method!r}")
     if self.method in methods.ONE_PIXEL_ONLY and self.pixels != 1:
       bad(f"method {self.method!r} searches one pixel; got pixels={self.pixels}")
+    if self.corner_prior is not None:
+      if self.method != "learned_corners":
+        bad(f"corner_prior is learned_corners' prior; method is {self.method!r}")
+      try:
+        corner_prior.load(self.corner_prior)
+      except (OSError, ValueError, KeyError) as e:
+        bad(f"corner_prior {self.corner_prior!r} is unusable: {str(e).splitlines()[0]}")
     full = self.popsize * (self.generations + 1)
     if self.query_budget is not None and (not isinstance(self.query_budget, (int, np.integer))
                                           or not 1 <= self.query_budget <= full):

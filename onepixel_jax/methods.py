@@ -348,7 +348,7 @@ def make(config, height: int, width: int) -> Method:
   if name == "guided_corners":
     return GuidedCorners(**common)
   if name == "learned_corners":
-    return LearnedCorners(**common)
+    return LearnedCorners(**common, weights=corner_prior.load(config.corner_prior))
   if name == "sparse_rs":
     return SparseRS(**common, max_queries=config.max_queries)
   raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")

@@ -133,3 +133,26 @@ def test_fit_corner_prior_end_to_end_and_resume(cifar10_tarball, tmp_path):
   again = run_module("experiments.fit_corner_prior", *args)
   assert again.returncode == 0 and "images 1-2" not in again.stdout
   assert json.loads(out.read_text())["weights"] == spec["weights"]
+
+
+def _prior_file(path, corner):
+  w = [0.0] * len(corner_prior.FEATURES)
+  w[corner_prior.FEATURES.index(f"corner_{corner}")] = 1.0
+  path.write_text(json.dumps({"features": list(corner_prior.FEATURES), "weights": w}))
+  return str(path)
+
+
+def test_attack_config_takes_a_prior_file(tmp_path):
+  import onepixel_jax as op
+  first = {}
+  for corner in (5, 0):  # magenta wins at the planted pixel, black never does
+    cfg = op.AttackConfig(method="learned_corners", popsize=16, generations=H * W * 8 // 16 - 1,
+                          early_stop="misclassify", corner_prior=_prior_file(tmp_path / f"{corner}.json", corner))
+    r = op.attack(two_class, images(2), np.zeros(2, int), config=cfg, progress=False)
+    assert r.success.all()
+    first[corner] = r.first_success_query
+  assert (first[5] <= H * W).all() and (first[0] > H * W).all(), first
+  with pytest.raises(ValueError, match="corner_prior is learned_corners' prior; method is 'de'"):
+    op.AttackConfig(corner_prior=_prior_file(tmp_path / "x.json", 1))
+  with pytest.raises(ValueError, match="corner_prior '.*missing.json' is unusable"):
+    op.AttackConfig(method="learned_corners", corner_prior=str(tmp_path / "missing.json"))
