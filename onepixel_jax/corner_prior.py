@@ -45,6 +45,15 @@ def _box_mean(x: jax.Array, r: int) -> jax.Array:
   return jax.lax.reduce_window(padded, 0.0, jax.lax.add, (k, k, 1), (1, 1, 1), "VALID") / (k * k)
 
 
+def corner_rank(clean: jax.Array) -> jax.Array:
+  """int32[H W, 8]: each position's rank of every extreme colour, 0 for the
+  farthest from the pixel's own colour (ties: the lower corner index first):
+  OPPSLA's order of colours."""
+  colour = clean.reshape(-1, 1, 3).astype(jnp.float32)
+  dist = jnp.sum((colour - jnp.asarray(CORNERS, jnp.float32)[None]) ** 2, -1)
+  return jnp.argsort(jnp.argsort(-dist, axis=1, stable=True), axis=1, stable=True).astype(jnp.int32)
+
+
 def features(clean: jax.Array) -> jax.Array:
   """The candidates' features (``FEATURES``, in order).
 
@@ -62,7 +71,7 @@ def features(clean: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum((colour.reshape(-1, 1, 3) - corners[None]) ** 2, -1)) / diag
 
   d_own, d3, d5 = dist(x), dist(_box_mean(x, 1)), dist(_box_mean(x, 2))
-  rank = jnp.argsort(jnp.argsort(-d_own, axis=1, stable=True), axis=1, stable=True)
+  rank = corner_rank(clean)
   lum = x.mean(-1, keepdims=True)
   contrast = jnp.sqrt(jnp.maximum(_box_mean(lum ** 2, 1) - _box_mean(lum, 1) ** 2, 0.0)).reshape(-1, 1) / 128.0
   yy, xx = np.divmod(np.arange(h * w), w)

@@ -169,7 +169,7 @@ class PrioritizedCorners(Corner):
 
   def init(self, key, clean, label, target):
     h, w = self.height, self.width
-    rank = _corner_rank(clean)  # [HW, 8]
+    rank = corner_prior.corner_rank(clean)  # [HW, 8]
     yy, xx = np.divmod(np.arange(h * w), w)
     centre = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2
     centre_rank = np.argsort(np.argsort(centre, kind="stable"), kind="stable")  # [HW]
@@ -220,14 +220,6 @@ class SparseRS(Method):
             queries + jnp.sum(valid, dtype=jnp.int32))
 
 
-def _corner_rank(clean: jax.Array) -> jax.Array:
-  """int32[H W, 8]: each position's rank of every extreme colour, 0 for the
-  farthest from the pixel's own colour (ties: the lower corner index first)."""
-  colour = clean.reshape(-1, 1, 3).astype(jnp.float32)
-  dist = jnp.sum((colour - jnp.asarray(CORNERS, jnp.float32)[None]) ** 2, -1)
-  return jnp.argsort(jnp.argsort(-dist, axis=1, stable=True), axis=1, stable=True).astype(jnp.int32)
-
-
 def _corner_codes(candidates: jax.Array, width: int) -> jax.Array:
   """int32[Q]: ``position * 8 + corner`` of one-pixel corner candidates float32[Q, 5]."""
   c = jnp.round(candidates).astype(jnp.int32)
@@ -272,7 +264,7 @@ class GuidedCorners(Method):
 
   def prior(self, clean) -> jax.Array:
     """float32[H W, 8]: each pair's own score (lower first): ``rank * rank_weight``."""
-    return _corner_rank(clean) * self.rank_weight
+    return corner_prior.corner_rank(clean) * self.rank_weight
 
   def _smooth(self, x):
     """float32[H, W] -> Gaussian-smoothed (weights exp(-d^2 / 2 sigma^2), 1 at d = 0), same shape."""

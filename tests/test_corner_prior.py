@@ -56,7 +56,9 @@ def test_features_known_values():
   assert f.shape == (H * W, 8, len(corner_prior.FEATURES))
   col = {name: i for i, name in enumerate(corner_prior.FEATURES)}
   rank = f[:, :, col["rank_0"]:col["rank_0"] + 8].argmax(-1)
-  np.testing.assert_array_equal(rank, np.asarray(methods._corner_rank(jnp.asarray(im))))  # OPPSLA's ranks
+  d = ((im.reshape(-1, 1, 3).astype(float) - corner_prior.CORNERS[None]) ** 2).sum(-1)
+  np.testing.assert_array_equal(rank, np.argsort(np.argsort(-d, 1, kind="stable"), 1, kind="stable"))  # OPPSLA's
+  assert rank[0, 7] == 0  # white is the black pixel's farthest colour
   np.testing.assert_array_equal(f[0, :, col["corner_0"]:col["corner_0"] + 8], np.eye(8))
   assert f[0, 7, col["dist_own"]] == pytest.approx(1.0) and f[0, 0, col["dist_own"]] == 0.0
   centre = f[:, 0, col["centre"]].reshape(H, W)
