@@ -25,6 +25,7 @@ import numpy as np
 from absl import app, flags
 
 from onepixel_jax import corner_prior, data, methods
+from onepixel_jax.analysis import corner_search
 from onepixel_jax.analysis import inputs as inputs_lib
 
 FLAGS = flags.FLAGS
@@ -49,7 +50,7 @@ def _margins(inp, workdir: str) -> np.ndarray:
     path = os.path.join(workdir, f"margins_{inp.ids[s]:05d}_{len(inp.ids[s:s + CHUNK])}.npy")
     if not os.path.exists(path):
       t0 = time.time()
-      m = corner_prior.corner_margins(inp.model, inp.images[s:s + CHUNK], inp.labels[s:s + CHUNK])
+      m = corner_search.margins(inp.model, inp.images[s:s + CHUNK], inp.labels[s:s + CHUNK])
       np.save(path + ".tmp.npy", m)
       os.replace(path + ".tmp.npy", path)
       print(f"images {s + 1}-{s + len(m)} of {len(inp.ids)}: {time.time() - t0:.0f} s", flush=True)

@@ -12,7 +12,8 @@ and its neighbourhood's colours; the distance from the centre; local
 contrast), and ridge regression (:func:`fit`) predicts whether the candidate
 is among the image's top 1% by how far it lowers Sparse-RS's margin loss
 (:func:`targets`), from the exhaustive corner maps of held-out
-images (every candidate queried: ``experiments.fit_corner_prior``). The
+images (every candidate queried: ``corner_search.margins``,
+``experiments.fit_corner_prior``). The
 method ``learned_corners`` (:mod:`methods`) queries candidates by this
 prediction, updated by what its queries measure.
 """
@@ -108,20 +109,6 @@ def targets(margins: np.ndarray, top: float = 0.01) -> np.ndarray:
   return out
 
 
-def corner_margins(predict, images, labels, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-  """float32[N, H W 8]: the non-targeted margin loss (``methods.margin_loss``)
-  of every image with each (position, extreme colour) pair written in, column
-  ``(y * W + x) * 8 + c``; on the model's incremental path where it has one."""
-  from onepixel_jax import methods  # noqa: PLC0415 (methods builds on this module)
-  from onepixel_jax.analysis import grid_reference, query  # noqa: PLC0415
-  images = np.asarray(images)
-  n, h, w, _ = images.shape
-  pert = grid_reference.grid_perturbations(h, w, CORNERS)
-  probs = query.probabilities(predict, images, np.broadcast_to(pert, (n,) + pert.shape), batch_size, progress)
-  labels = jnp.asarray(labels)[:, None]
-  return np.asarray(methods.margin_loss(jnp.asarray(probs), labels, jnp.full_like(labels, -1)), np.float32)
-
-
 def order_success(scores: np.ndarray, flips: np.ndarray, budgets) -> dict[int, int]:
   """How many images a fixed order fools within each budget.
 
@@ -149,7 +136,7 @@ def cross_validate(feats, margins, baselines: dict | None = None, folds: int = 4
   """Held-out success of the learned fixed order (fit on the other folds).
 
   Args:
-    feats: float[N, Q, F]; margins: float[N, Q] (:func:`corner_margins`).
+    feats: float[N, Q, F]; margins: float[N, Q] (``corner_search.margins``).
     baselines: ``{name: float[N, Q] scores}`` of other fixed orders (higher
       first) scored on the same folds.
   Returns:

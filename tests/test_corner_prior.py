@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import corner_prior, methods, perturb
+from onepixel_jax.analysis import corner_search
 from tests.synthetic import HOT, H, W, two_class
 from tests.synthetic import random_images as images
 
@@ -65,10 +66,10 @@ def test_features_known_values():
   assert centre[0, 0] == centre.max() and centre[H // 2, W // 2] == centre.min()
 
 
-def test_corner_margins_equal_the_dense_evaluation():
+def test_corner_search_margins_equal_the_dense_evaluation():
   im = images(2)
   labels = np.zeros(2, int)
-  m = corner_prior.corner_margins(two_class, im, labels)
+  m = corner_search.margins(two_class, im, labels)
   assert m.shape == (2, H * W * 8)
   for i, code in [(0, 0), (1, (HOT[1] * W + HOT[0]) * 8 + 5), (0, 77)]:
     pos, c = divmod(code, 8)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax.numpy as jnp
 import numpy as np
 
-from onepixel_jax.analysis import Outputs, grid_reference, history
+from onepixel_jax import methods
+from onepixel_jax.analysis import Outputs, grid_reference, history, query
 
 # int32[8, 3]: every colour whose channels are each 0 or 255, in binary order
 # (black, blue, green, cyan, red, magenta, yellow, white): the 2-level grid.
@@ -71,6 +73,20 @@ def search(predict, images, labels, batch_size: int | None = None, progress: boo
   ref = grid_reference.search(predict, images, labels, None, levels=2, batch_size=batch_size, progress=progress,
                               incremental=incremental)
   return CornerSearch(**{f.name: getattr(ref, f.name) for f in dataclasses.fields(ref)})
+
+
+def margins(predict, images, labels, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+  """float32[N, H W 8]: the non-targeted margin loss (``methods.margin_loss``,
+  negative: misclassified) of every image with each (position, extreme
+  colour) pair written in, column ``(y * W + x) * 8 + c`` (``methods.CORNERS``
+  order); on the model's incremental path where it has one. What
+  ``learned_corners``' prior is fit on (``experiments.fit_corner_prior``)."""
+  images = np.asarray(images)
+  n, h, w, _ = images.shape
+  pert = grid_reference.grid_perturbations(h, w, methods.CORNERS)
+  probs = query.probabilities(predict, images, np.broadcast_to(pert, (n,) + pert.shape), batch_size, progress)
+  labels = jnp.asarray(labels)[:, None]
+  return np.asarray(methods.margin_loss(jnp.asarray(probs), labels, jnp.full_like(labels, -1)), np.float32)
 
 
 def random_order_success(adversarial_corners, total: int, budgets) -> np.ndarray:
