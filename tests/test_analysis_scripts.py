@@ -56,6 +56,7 @@ def test_search_curves_end_to_end_and_resume(tmp_path):
   for m in rows_methods:
     (rec,) = [json.loads(line) for line in (out / f"{m}.jsonl").read_text().splitlines()]
     assert rec["method"] == m and rec["queries"] <= 40
+    assert "fitness_history" not in rec and "predicted_history" not in rec and "index" not in rec
     assert rec["success"] == (0 < rec["first_success_query"] <= 40)
   curves = json.loads((out / "search_curves.json").read_text())
   assert curves["budgets"][0] == 1 and curves["budgets"][-1] == 40
