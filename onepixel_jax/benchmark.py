@@ -18,7 +18,10 @@ matrix products and convolutions (``peak_flops_per_s``).
 
 Compiled functions get :mod:`onepixel_jax.compiler`'s options; ``run(...,
 compare_xla=True)`` also measures the forward pass and the dense attack
-compiled with XLA's defaults (the incremental path has no options).
+compiled with XLA's defaults (the incremental path has no options). The
+incremental attack is also measured with every window layer computed as a
+window (``incremental.windows_only``: before the one-pixel convolutions by
+linearity), as ``incremental_windows_queries_per_s`` and ``delta_speedup``.
 :func:`train_rates` measures training throughput, split into its parts, for
 the training settings before the training-speed work and the library's
 defaults now, interleaved in one process.
@@ -36,6 +39,7 @@ from jax import lax
 
 from onepixel_jax import compiler, models, train
 from onepixel_jax.attack import AttackConfig, attack, default_batch_size
+from onepixel_jax.models import incremental
 from onepixel_jax.paper.reproduce import PAPER
 
 # Paper, Table VI: mean model evaluations per attack (1 pixel, CIFAR-10), and the
@@ -154,10 +158,12 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
   n = num_attacks or b
   fwd = forward_queries_per_s(model, b * config.popsize, repeats)
   dense = attack_queries_per_s(model, config, n, b, incremental=False)
-  incr, bi = None, None
+  incr, incr_windows, bi = None, None, None
   if getattr(model, "supports_incremental", False):
     bi = slots(True)
     incr = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
+    with incremental.windows_only():
+      incr_windows = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
   best = incr or dense
   flops = dense_flops_per_query(model)
   out = {
@@ -178,6 +184,8 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     "attack_queries_per_s": round(best, 1),
     "attack_overhead": round(1 - dense / fwd, 4),
     "incremental_speedup": None if incr is None else round(incr / dense, 2),
+    "incremental_windows_queries_per_s": None if incr is None else round(incr_windows, 1),
+    "delta_speedup": None if incr is None else round(incr / incr_windows, 2),
     "dense_gflops_per_query": round(flops / 1e9, 4),
   }
   if compare_xla:
@@ -230,10 +238,12 @@ def markdown_table(results: list[dict]) -> str:
 def corner_search_rates(model, num_images: int = 2, seed: int = 0) -> dict:
   """Queries per second of the analyses' corner search
   (:func:`analysis.corner_search.search`, 8,192 queries per 32x32 image) on
-  ``num_images`` random images, three ways in one run: the dense path with
+  ``num_images`` random images, four ways in one run: the dense path with
   XLA's default compilation (as before the compiler options and the
-  incremental path reached the analyses), the tuned dense path, and the
-  incremental path (the default where the model has one)."""
+  incremental path reached the analyses), the tuned dense path, the
+  incremental path (the default where the model has one) and the incremental
+  path with windows only (``incremental.windows_only``: before the one-pixel
+  convolutions by linearity). ``speedup``: the default path over the first."""
   from onepixel_jax.analysis import corner_search
   h, w = model.input_size
   rng = np.random.default_rng(seed)
@@ -249,9 +259,13 @@ def corner_search_rates(model, num_images: int = 2, seed: int = 0) -> dict:
 
   with compiler.xla_defaults():
     before = rate(False)
+  supported = getattr(model, "supports_incremental", False)
   out = {"model": model.name, "num_images": num_images, "queries_per_image": h * w * 8,
          "dense_xla_defaults_queries_per_s": before, "dense_queries_per_s": rate(False),
-         "incremental_queries_per_s": rate(True) if getattr(model, "supports_incremental", False) else None}
+         "incremental_queries_per_s": rate(True) if supported else None}
+  if supported:
+    with incremental.windows_only():
+      out["incremental_windows_queries_per_s"] = rate(True)
   out["speedup"] = round((out["incremental_queries_per_s"] or out["dense_queries_per_s"]) / before, 2)
   return out
 

@@ -11,6 +11,7 @@ import pytest
 
 from onepixel_jax import benchmark, models
 from onepixel_jax.attack import AttackConfig
+from onepixel_jax.models import incremental as inc
 
 
 class Tiny(nn.Module):
@@ -31,8 +32,9 @@ def test_run_derives_its_figures_from_the_measurements(tiny, monkeypatch):
   # Measured rates fixed (the attack itself is timed in the next test): what run() derives is a known answer.
   monkeypatch.setattr(benchmark, "forward_queries_per_s", lambda model, n, repeats: 200.0)
   rates = {False: 160.0, True: 640.0}
-  monkeypatch.setattr(benchmark, "attack_queries_per_s",
-                      lambda model, cfg, n, b, incremental: rates[incremental])
+  # Incremental with windows only (incremental.windows_only): half the default path's rate.
+  monkeypatch.setattr(benchmark, "attack_queries_per_s", lambda model, cfg, n, b, incremental: (
+      rates[incremental] if not incremental or inc.CONV_BY_DELTA else 320.0))
   monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (1e9, "test"))
   monkeypatch.setattr(type(tiny), "supports_incremental", property(lambda self: True))
   named = dataclasses.replace(tiny, name="allconv")  # Table VI has its evaluations per attack
@@ -41,6 +43,8 @@ def test_run_derives_its_figures_from_the_measurements(tiny, monkeypatch):
   assert (r["batch_size"], r["images_per_forward"], r["num_devices"]) == (2, 8, len(jax.local_devices()))
   assert (r["dense_queries_per_s"], r["incremental_queries_per_s"], r["attack_queries_per_s"]) == (160, 640, 640)
   assert r["attack_overhead"] == 0.2 and r["incremental_speedup"] == 4.0
+  assert (r["incremental_windows_queries_per_s"], r["delta_speedup"]) == (320, 2.0)
+  assert inc.CONV_BY_DELTA  # restored after the windows-only measurement
   assert r["dense_peak_fraction"] == round(160 * flops / 1e9, 3)
   assert r["table4_queries"] == 500 * 9 * 16_000 and r["table4_hours"] == round(500 * 9 * 16_000 / 640 / 3600, 1)
   (row,) = [line for line in benchmark.markdown_table([r]).splitlines() if line.startswith("| allconv | ")]

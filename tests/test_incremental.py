@@ -182,3 +182,27 @@ def test_attack_incremental_equals_dense():
   np.testing.assert_array_equal(inc.predicted, dense.predicted)
   np.testing.assert_allclose(inc.true_prob, dense.true_prob, rtol=0, atol=1e-6)
   np.testing.assert_allclose(inc.fitness_history, dense.fitness_history, rtol=0, atol=1e-6)
+
+
+def test_one_pixel_convolutions_by_linearity_and_windows_only(monkeypatch):
+  """k = 1 candidates take _conv_delta_layer through AllConv's stride-1 3x3
+  convolutions (and only those); windows_only() turns it off for what is
+  traced inside it and restores it after; both equal the dense network."""
+  model = _model("allconv")
+  layers = incremental.describe(model.module)
+  rng = np.random.default_rng(5)
+  clean = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  px = _pixels(rng, 2, 7, 1)
+  calls = []
+  real = incremental._conv_delta_layer
+  monkeypatch.setattr(incremental, "_conv_delta_layer",
+                      lambda v, layer, *a: calls.append(layer.name) or real(v, layer, *a))
+  run = lambda: np.asarray(incremental.logits_incremental(layers, model.variables, clean, px))  # noqa: E731
+  got = run()
+  assert calls == ["ConvBN_0", "ConvBN_1", "ConvBN_3", "ConvBN_4"]  # not the stride-2 ones; ConvBN_6 is dense
+  with incremental.windows_only():
+    windows = run()
+  assert len(calls) == 4 and incremental.CONV_BY_DELTA
+  dense = np.asarray(model.logits(model.variables, perturb.apply(clean[:, None], px).reshape(14, 32, 32, 3)))
+  np.testing.assert_allclose(got, dense.reshape(2, 7, -1), atol=1e-4)
+  np.testing.assert_allclose(windows, dense.reshape(2, 7, -1), atol=1e-4)

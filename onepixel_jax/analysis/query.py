@@ -18,6 +18,7 @@ import numpy as np
 
 from onepixel_jax import compiler, perturb
 from onepixel_jax.attack import predict_fn
+from onepixel_jax.models import incremental
 
 
 def probabilities(predict, images, perturbations, batch_size: int | None = None, progress: bool = False,
@@ -59,7 +60,8 @@ def probabilities(predict, images, perturbations, batch_size: int | None = None,
   return _dense(chunk, params, images, pixels, batch_size or 512, progress)
 
 
-# (id(predict), kind, compiler options) -> (predict, jitted chunk): a model queried again (an
+# (id(predict), kind, compiler options, incremental.CONV_BY_DELTA) -> (predict, jitted chunk):
+# a model queried again (an
 # analysis calls ``probabilities`` once per image) reuses its compilation. The entry holds
 # ``predict`` itself, so the id is not reused while it is cached; the oldest entries are
 # dropped beyond _MAX_CHUNKS, so a process that loads many models does not keep them all.
@@ -68,7 +70,7 @@ _MAX_CHUNKS = 8
 
 
 def _compiled(predict, kind: str, make):
-  key = (id(predict), kind, tuple(sorted(compiler.options(kind).items())))
+  key = (id(predict), kind, tuple(sorted(compiler.options(kind).items())), incremental.CONV_BY_DELTA)
   hit = _CHUNKS.pop(key, None)
   if hit is None or hit[0] is not predict:
     hit = (predict, make())
