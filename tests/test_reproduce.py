@@ -151,6 +151,30 @@ def test_random_baseline_records_are_true(setup, only_allconv, tmp_path):
     assert 1 <= r["queries"] <= cfg.random_trials
 
 
+def test_runs_of_other_weights_are_refused_and_marked(setup, only_allconv, tmp_path):
+  cfg, out = tiny(setup), str(tmp_path)
+  run = reproduce.Run("vii_allconv", "allconv", random=True)
+  reproduce.execute(run, cfg, out, progress=False)
+  md = reproduce.write_report(["7"], cfg, out, {})
+  assert "| allconv | success |" in md and "earlier weights" not in md
+  # The same folder as if made with other weights: resuming is refused, nothing is lost,
+  # and the report marks its rows instead of passing them off as the bundled network's.
+  path = os.path.join(out, "vii_allconv", "config.json")
+  with open(path) as f:
+    settings = json.load(f)
+  bundled = settings["weights_sha256"]
+  with open(path, "w") as f:
+    json.dump({**settings, "weights_sha256": "0" * 64}, f)
+  before = open(os.path.join(out, "vii_allconv", "results.jsonl")).read()
+  with pytest.raises(ValueError, match=r"other settings \(weights_sha256 differ\)"):
+    reproduce.execute(run, cfg, out, progress=False)
+  assert open(os.path.join(out, "vii_allconv", "results.jsonl")).read() == before
+  assert reproduce.earlier_weights(out, ["vii_allconv"]) == {"vii_allconv": ("0" * 64, bundled)}
+  md = reproduce.write_report(["7"], cfg, out, {})
+  assert "| allconv (earlier weights) | success |" in md
+  assert f"`vii_allconv` 000000000000, now {bundled[:12]}" in md
+
+
 def test_unknown_table_and_preset():
   with pytest.raises(ValueError, match="unknown table '9'"):
     reproduce.runs_for(["9"])

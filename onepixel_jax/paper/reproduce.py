@@ -144,6 +144,9 @@ def execute(run: Run, cfg, out_dir: str, progress: bool = True, log=print):
   t0 = time.time()
   model = models.load(run.model)
   images, labels = data.load(source, "test", model)
+  settings = {"model": run.model, "data": source, "random_trials": cfg.random_trials, "seed": cfg.seed,
+              "num_correct": count, "num_images": drawn, "weights_sha256": job.weights_sha256(model)}
+  results.check_resumable(os.path.join(d, "config.json"), settings)  # never mix records of other weights
   if count:
     ids, probs = data.draw_correct(model, images, labels, count, cfg.seed)
   else:
@@ -151,6 +154,8 @@ def execute(run: Run, cfg, out_dir: str, progress: bool = True, log=print):
     probs = data.classify(model, images[ids])
   correct = ids[probs.argmax(1) == labels[ids]]
   os.makedirs(d, exist_ok=True)
+  with open(os.path.join(d, "config.json"), "w") as f:
+    json.dump(settings, f, indent=1)
   path = os.path.join(d, "results.jsonl")
   results.repair(path)
   done = {r["id"] for r in results.read(path)}
@@ -203,7 +208,7 @@ def read_runs(tables, out_dir: str, skipped=()) -> dict[str, list[dict]]:
 
 
 def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str = "",
-           figure_files=()) -> str:
+           figure_files=(), earlier: dict | None = None) -> str:
   """The markdown of ``tables.md``: in every row ours, its 95% interval
   (Wilson for rates, normal for means), n, the paper's number and whether the
   paper's number lies inside our interval; rows of runs still going carry
@@ -212,7 +217,12 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
   Args:
     recs: ``{run name: records}`` (``read_runs``); skipped: ``{run name: why}``.
     figure_files: paths (relative to the output folder) listed under "Figures".
+    earlier: ``{run name: (the run's weights sha256, the bundled one's)}`` for
+      runs made with weights other than those bundled now (``earlier_weights``):
+      their rows are marked and listed, so a table never passes off an earlier
+      network's numbers as the current one's.
   """
+  earlier = earlier or {}
   est = {name: metrics.estimates(r) for name, r in recs.items() if r}
   runs = {run.name: run for run in runs_for(tables)}
   root = str(pathlib.Path(__file__).resolve().parents[2]) + os.sep  # the repository
@@ -226,6 +236,8 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
     if name in skipped:  # paths inside the repository shown relative to it, so the report can be committed
       return [f"| {network} | not run: {skipped[name].replace(root, '')} | | | | | |"]
     e = est.get(name, {})
+    if name in earlier:
+      network += " (earlier weights)"
     return [_row(network, label, e.get(key), value, fmt, unit, planned(name, per))
             for label, key, value, fmt, unit, per in quantities]
 
@@ -248,6 +260,11 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       "in ours." + (f" Last written by: `{command}`" if command else ""),
       "",
   ]
+  if earlier:
+    lines += ["Rows marked \"(earlier weights)\" come from runs made with other weights than the "
+              "networks bundled now (weights sha256 of the run, then of the bundled network): "
+              + "; ".join(f"`{n}` {old[:12]}, now {new[:12]}" for n, (old, new) in sorted(earlier.items()))
+              + ". To refresh one, move its folder away and run its table again.", ""]
   if "4" in tables:
     lines += ["## Table IV: one pixel, targeted protocol", "", *_HEADER]
     for m in CIFAR_MODELS:
@@ -349,9 +366,34 @@ def tables_with_results(out_dir: str) -> list[str]:
           if any(os.path.exists(os.path.join(out_dir, run.name, "results.jsonl")) for run in runs_for([t]))]
 
 
+def earlier_weights(out_dir: str, names) -> dict[str, tuple[str, str]]:
+  """``{run name: (its weights sha256, the bundled network's)}`` for the runs
+  among ``names`` whose ``config.json`` records weights other than those
+  ``models.load`` gives now (runs without a record, or of networks that do
+  not load, are left out)."""
+  runs = {run.name: run for run in runs_for(TABLES)}
+  now, out = {}, {}
+  for name in names:
+    path = os.path.join(out_dir, name, "config.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      made = json.load(f).get("weights_sha256")
+    model = runs[name].model
+    if made and model not in now:
+      try:
+        now[model] = job.weights_sha256(models.load(model))
+      except (ValueError, OSError):  # not loadable here: nothing to compare with
+        now[model] = None
+    if made and now[model] and made != now[model]:
+      out[name] = (made, now[model])
+  return out
+
+
 def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
   """Writes ``out_dir/figures`` (Figs. 5-7: JSON, PNG, PDF) and ``out_dir/tables.md``
-  from the runs in ``out_dir``; returns the markdown. The report covers
+  from the runs in ``out_dir``; returns the markdown. Rows of runs made with
+  other weights than the bundled ones are marked (``earlier_weights``). The report covers
   ``tables`` and every other table with results there
   (``tables_with_results``), so a run of one table keeps the others in ``tables.md``."""
   tables = [t for t in TABLES if t in set(tables) | set(tables_with_results(out_dir))]
@@ -362,7 +404,7 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
     listed.append(os.path.join("figures", name + ".png"))
   listed += [os.path.join(n, "examples.png") for n, r in recs.items()
              if r and r[0]["target"] is not None and os.path.exists(os.path.join(out_dir, n, "examples.png"))]
-  md = report(tables, cfg, recs, skipped, command, listed)
+  md = report(tables, cfg, recs, skipped, command, listed, earlier_weights(out_dir, recs))
   with open(os.path.join(out_dir, "tables.md"), "w") as f:
     f.write(md)
   return md
