@@ -12,7 +12,8 @@ attack engine with at most ``--max_queries`` queries per image (default the
 paper's 40,400), DE with the paper's population ``--popsize``, the others
 with ``--step`` proposals per step, and stops at its first success. Each method's records go to ``OUT/<method>.jsonl`` as
 attacks finish, without their per-step histories: rerun the same command to
-resume after a kill.
+resume after a kill (``OUT/config.json`` records the settings and the
+weights' sha256; other settings or weights are refused with one line).
 ``--results``: DE's records from another run on the same images and budget
 (e.g. ``docs/paper_cpu/viii_allconv/results.jsonl``) stand in for running
 ``de``. ``--reference``: an ``analysis.verify`` output (``verify.jsonl``,
@@ -33,7 +34,7 @@ import numpy as np
 from absl import app, flags
 
 from analysis import common
-from onepixel_jax import methods, results
+from onepixel_jax import job, methods, results
 from onepixel_jax.analysis import inputs as inputs_lib
 from onepixel_jax.analysis import search_curves
 from onepixel_jax.attack import AttackConfig, attack_iter
@@ -69,7 +70,8 @@ def _config(method: str) -> AttackConfig:
 
 def _check_settings(settings: dict):
   path = os.path.join(FLAGS.out, "config.json")
-  results.check_resumable(path, settings, ignore=("methods",))  # each method has its own records file
+  results.check_resumable(path, settings, ignore=("methods",),  # each method has its own records file
+                          added=("weights_sha256",))  # folders written before the weights were recorded
   os.makedirs(FLAGS.out, exist_ok=True)
   with open(path, "w") as f:
     json.dump(settings, f, indent=1)
@@ -112,7 +114,8 @@ def main(argv):
     _check_settings({"model": FLAGS.model, "checkpoint": FLAGS.checkpoint, "data": FLAGS.data,
                      "split": FLAGS.split, "seed": FLAGS.seed,
                      "num_images": FLAGS.num_images, "max_queries": FLAGS.max_queries, "popsize": FLAGS.popsize,
-                     "step": FLAGS.step, "corner_prior": FLAGS.corner_prior, "methods": names})
+                     "step": FLAGS.step, "corner_prior": FLAGS.corner_prior, "methods": names,
+                     "weights_sha256": job.weights_sha256(inp.model)})  # never mix two networks' records
     written = []
     for m in names:
       if m in per_method:

@@ -91,11 +91,10 @@ def _check_resumable(out_dir: str, job: Job, weights: str):
   def upgrade(old):
     if isinstance(old.get("config"), dict):  # written before later AttackConfig fields existed: their defaults
       old["config"] = {**dataclasses.asdict(AttackConfig()), **old["config"]}
-    if "weights_sha256" not in old:  # written before the weights were recorded
-      new.pop("weights_sha256", None)
     return old
 
-  results.check_resumable(os.path.join(out_dir, "config.json"), new, _SPEED_ONLY, upgrade)
+  results.check_resumable(os.path.join(out_dir, "config.json"), new, _SPEED_ONLY, upgrade,
+                          added=("weights_sha256",))  # folders written before the weights were recorded
 
 
 _SPEED_ONLY = ("batch_size", "incremental")  # settings that change speed, never results

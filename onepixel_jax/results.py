@@ -255,7 +255,7 @@ def read(path) -> list[dict]:
   return out
 
 
-def check_resumable(path, settings: dict, ignore=(), upgrade=None) -> None:
+def check_resumable(path, settings: dict, ignore=(), upgrade=None, added=()) -> None:
   """Refuses to resume a run folder whose settings file differs from ``settings``.
 
   Args:
@@ -263,6 +263,8 @@ def check_resumable(path, settings: dict, ignore=(), upgrade=None) -> None:
     settings: this run's settings.
     ignore: keys that never change results (batch size, ...).
     upgrade: optional ``old -> old`` that fills in what older files lack.
+    added: keys recorded only by later versions (e.g. ``weights_sha256``):
+      compared only where the old file has them.
   Raises:
     ValueError with one line naming the settings that differ (nothing is
     written or lost), or if the file is unreadable.
@@ -276,6 +278,7 @@ def check_resumable(path, settings: dict, ignore=(), upgrade=None) -> None:
     raise ValueError(f"{path} is unreadable ({e}); use a new --out") from None
   if upgrade is not None:
     old = upgrade(old)
+  ignore = set(ignore) | {k for k in added if k not in old}
   diff = [k for k in sorted(set(old) | set(settings)) if k not in ignore and old.get(k) != settings.get(k)]
   if diff:
     raise ValueError(f"--out {os.path.dirname(path) or '.'} holds a run with other settings ({', '.join(diff)} "

@@ -74,6 +74,13 @@ def test_search_curves_end_to_end_and_resume(tmp_path):
   other = run_module("analysis.search_curves", *args[:1], "--max_queries=32", *args[2:])
   assert other.returncode != 0 and "other settings (max_queries differ)" in other.stderr.strip().splitlines()[-1]
   assert len((out / "corner.jsonl").read_text().splitlines()) == 1
+  # The same settings with other weights (as after a better checkpoint is bundled): refused too.
+  settings = json.loads((out / "config.json").read_text())
+  assert len(settings["weights_sha256"]) == 64
+  (out / "config.json").write_text(json.dumps({**settings, "weights_sha256": "0" * 64}))
+  other = run_module("analysis.search_curves", *args)
+  assert other.returncode != 0 and "other settings (weights_sha256 differ)" in other.stderr.strip().splitlines()[-1]
+  assert len((out / "corner.jsonl").read_text().splitlines()) == 1
 
 
 def test_search_curves_rejects_unknown_method(tmp_path):

@@ -66,3 +66,16 @@ def test_jsonl_append_read_repair(tmp_path):
   path.write_text('{"id": 1}\nnot json\n')
   with pytest.raises(ValueError, match=r"r\.jsonl:2 is not a JSON record"):
     results.read(path)
+
+
+def test_check_resumable_compares_added_keys_only_where_recorded(tmp_path):
+  path = tmp_path / "config.json"
+  results.check_resumable(str(path), {"seed": 0, "weights_sha256": "a"})  # no file: a new run
+  path.write_text(json.dumps({"seed": 0}))  # written before the weights were recorded
+  results.check_resumable(str(path), {"seed": 0, "weights_sha256": "a"}, added=("weights_sha256",))
+  with pytest.raises(ValueError, match=r"other settings \(weights_sha256 differ\)"):
+    results.check_resumable(str(path), {"seed": 0, "weights_sha256": "a"})
+  path.write_text(json.dumps({"seed": 0, "weights_sha256": "b"}))
+  with pytest.raises(ValueError, match=r"other settings \(seed, weights_sha256 differ\)"):
+    results.check_resumable(str(path), {"seed": 1, "weights_sha256": "a"}, added=("weights_sha256",))
+  results.check_resumable(str(path), {"seed": 0, "weights_sha256": "b"}, added=("weights_sha256",))
