@@ -30,6 +30,12 @@ defaults now, measured interleaved in one process): images/s of the input
 pipeline, augmentation, forward+backward, optimizer update and the whole
 step, XLA's FLOPs per step and the step's share of the measured peak; then a
 markdown table (``DIR/train_benchmark.json`` / ``.md`` with ``--out``).
+
+  python -m experiments.benchmark --products
+
+prints one JSON object per matrix product of a training step (AllConv's
+convolutions as products at batch 128, and a square one): GFLOP/s in float32
+and with bfloat16 operands (float32 results), and the CPU's bfloat16 flags.
 """
 
 import json
@@ -59,6 +65,9 @@ flags.DEFINE_boolean("compare_xla", False, "Also measure the forward pass and de
                      "default compiler options.")
 flags.DEFINE_boolean("train", False, "Measure training throughput (before / after the training-speed "
                      "settings) instead of attacks.")
+flags.DEFINE_boolean("products", False, "Measure a training step's matrix products (forward, weight and "
+                     "input gradient of AllConv's convolutions as products) in float32 and with bfloat16 "
+                     "operands.")
 flags.DEFINE_boolean("corner", False, "Measure the analyses' corner search (dense with XLA's defaults, "
                      "dense, incremental) instead of attacks.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per measurement (the best counts).")
@@ -116,6 +125,10 @@ def main(argv):
     from onepixel_jax import models
     results = [benchmark.corner_search_rates(models.load(name)) for name in FLAGS.model]
     for res in results:
+      print(json.dumps(res), flush=True)
+    return
+  if FLAGS.products:
+    for res in benchmark.product_rates(repeats=FLAGS.repeats):
       print(json.dumps(res), flush=True)
     return
   if FLAGS.train:

@@ -24,7 +24,8 @@ window (``incremental.windows_only``: before the one-pixel convolutions by
 linearity), as ``incremental_windows_queries_per_s`` and ``delta_speedup``.
 :func:`train_rates` measures training throughput, split into its parts, for
 the training settings before the training-speed work and the library's
-defaults now, interleaved in one process.
+defaults now, interleaved in one process; :func:`product_rates`, a training
+step's three matrix products in float32 and with bfloat16 operands.
 """
 
 from __future__ import annotations
@@ -267,6 +268,65 @@ def corner_search_rates(model, num_images: int = 2, seed: int = 0) -> dict:
     with incremental.windows_only():
       out["incremental_windows_queries_per_s"] = rate(True)
   out["speedup"] = round((out["incremental_queries_per_s"] or out["dense_queries_per_s"]) / before, 2)
+  return out
+
+
+# ------------------------------------------------------------ product precision
+
+# A convolution written as a matrix product (``patchconv``) at batch 128 is
+# ``[M = N h w, K = k k Cin] @ [K, N = Cout]``: AllConv's 96 -> 96 layer on
+# 32x32 maps and its 192 -> 192 layer on 16x16, then a square product.
+PRODUCT_SHAPES = ((131072, 864, 96), (32768, 1728, 192), (2048, 2048, 2048))
+
+
+def product_functions() -> dict:
+  """The three matrix products of a convolution's training step, in the
+  operands' dtype with float32 results (``preferred_element_type``):
+
+  - ``forward``: ``x[M, K] @ w[K, N]``
+  - ``weight_gradient``: ``x[M, K]^T @ g[M, N] -> [K, N]``
+  - ``input_gradient``: ``g[M, N] @ w[K, N]^T -> [M, K]``
+  """
+  def dot(dims):
+    return jax.jit(lambda a, b: lax.dot_general(a, b, (dims, ((), ())), preferred_element_type=jnp.float32))
+
+  return {"forward": dot(((1,), (0,))), "weight_gradient": dot(((0,), (0,))),
+          "input_gradient": dot(((1,), (1,)))}
+
+
+def cpu_flags(names=("avx512_bf16", "amx_bf16", "avx512f", "avx2")) -> list[str]:
+  """Which of ``names`` /proc/cpuinfo lists (empty where it cannot be read)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+  except OSError:
+    flags = []
+  return [n for n in names if n in flags]
+
+
+def product_rates(shapes=PRODUCT_SHAPES, repeats: int = 3, seed: int = 0) -> list[dict]:
+  """GFLOP/s of :func:`product_functions` with float32 and with bfloat16
+  operands (float32 results; operands cast before timing), per shape: whether this CPU's bfloat16
+  instructions would speed up a training step's products. One dict per
+  (shape, product): ``float32_gflops_per_s``, ``bfloat16_gflops_per_s``,
+  ``bfloat16_speedup``; ``cpu_flags`` names the CPU's relevant features."""
+  rng = np.random.default_rng(seed)
+  fns = product_functions()
+  flags = cpu_flags()
+  out = []
+  for m, k, n in shapes:
+    x, w, g = (rng.normal(size=s).astype(np.float32) for s in ((m, k), (k, n), (m, n)))
+    args = {"forward": (x, w), "weight_gradient": (x, g), "input_gradient": (g, w)}
+    for prod, (a, b) in args.items():
+      rec = {"shape": [m, k, n], "product": prod, "cpu_flags": flags}
+      secs = {}
+      for dt in ("float32", "bfloat16"):
+        ad, bd = jnp.asarray(a, dt), jnp.asarray(b, dt)  # operands as a previous layer would leave them
+        secs[dt] = _timed(lambda: fns[prod](ad, bd).block_until_ready(), repeats)
+      for dt, t in secs.items():
+        rec[f"{dt}_gflops_per_s"] = round(2 * m * k * n / t / 1e9, 2)
+      rec["bfloat16_speedup"] = round(secs["float32"] / secs["bfloat16"], 2)
+      out.append(rec)
   return out
 
 

@@ -97,3 +97,25 @@ def test_train_rates_derive_from_the_timed_parts(monkeypatch):
   assert after["step_peak_fraction"] == 0.5 and after["gflops_per_step"] == 100.0
   rows = benchmark.train_markdown_table([before, after]).splitlines()
   assert rows[2].startswith("| allconv | 256 | defaults |") and rows[3].endswith("| 2.00x |")
+
+
+def test_product_functions_compute_the_three_products_of_a_training_step():
+  rng = np.random.default_rng(0)
+  x, w, g = (rng.normal(size=s).astype(np.float32) for s in ((12, 5), (5, 3), (12, 3)))
+  want = {"forward": (x @ w, (x, w)), "weight_gradient": (x.T @ g, (x, g)),
+          "input_gradient": (g @ w.T, (g, w))}
+  for dtype, tol in (("float32", 1e-5), ("bfloat16", 3e-2)):
+    fns = benchmark.product_functions()
+    assert set(fns) == set(want)
+    for name, (ref, args) in want.items():
+      got = fns[name](*(jnp.asarray(a, dtype) for a in args))
+      assert got.dtype == jnp.float32 and got.shape == ref.shape
+      np.testing.assert_allclose(np.asarray(got), ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_product_rates_report_both_precisions_per_shape_and_product():
+  recs = benchmark.product_rates(shapes=((256, 128, 64),), repeats=1)
+  assert [r["product"] for r in recs] == ["forward", "weight_gradient", "input_gradient"]
+  for r in recs:
+    assert r["shape"] == [256, 128, 64] and r["float32_gflops_per_s"] > 0 and r["bfloat16_gflops_per_s"] > 0
+    assert r["bfloat16_speedup"] == pytest.approx(r["bfloat16_gflops_per_s"] / r["float32_gflops_per_s"], rel=0.05)
