@@ -375,12 +375,21 @@ def process_share(num_attacks: int) -> np.ndarray:
 
 
 def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platform: str,
-                       incremental: bool = False) -> int:
+                       incremental: bool = False, pixels: int = 1) -> int:
   """Slots so that one forward pass is ~1,024 images per CPU device (~4,096
   with incremental inference, whose per-query work is small enough that
   larger batches keep the CPU busier: 698 -> 834 queries/s for AllConv from
-  2 to 16 slots on 2 cores), ~16,384 per accelerator."""
-  per_device = (4096 if incremental else 1024) if platform == "cpu" else 16384
+  2 to 16 slots on 2 cores), ~16,384 per accelerator.
+
+  With ``pixels`` > 1 the incremental path goes dense a few layers in
+  (``models.incremental.window_sizes``), so its memory per query approaches
+  the dense path's: ~4,096 / ``pixels`` per CPU device, at least 1,024 (10
+  slots of a 5-pixel NiN attack took 21 GB and thrashed; 2 slots take 5 GB).
+  """
+  if platform == "cpu":
+    per_device = max(1024, 4096 // max(1, pixels)) if incremental else 1024
+  else:
+    per_device = 16384
   b = max(1, (per_device * num_devices) // popsize)
   return max(1, min(b, num_attacks))
 
@@ -478,7 +487,8 @@ def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids,
   if pred.on_host:
     devices = devices[:1]  # host callables see the whole batch at once
   ndev = len(devices)
-  b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.incremental_fn is not None)
+  b = batch_size or default_batch_size(cfg.popsize, n, ndev, devices[0].platform, pred.incremental_fn is not None,
+                                          cfg.pixels)
   b = ndev * math.ceil(b / ndev)
   mesh = Mesh(np.asarray(devices), ("slots",))
   slot_sharding = NamedSharding(mesh, PS("slots"))

@@ -152,7 +152,8 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
   """
   devices = jax.local_devices()
   def slots(incremental):
-    b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental)
+    b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental,
+                                             config.pixels)
     return len(devices) * -(-b // len(devices))
 
   b = slots(False)

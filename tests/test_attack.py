@@ -198,3 +198,14 @@ def test_processes_split_the_queue_and_agree_with_one_process(monkeypatch):
   assert sorted(got) == [0, 1, 2, 3, 4]
   for i, p in got.items():
     assert p == whole.perturbation[i].tolist()
+
+
+def test_default_batch_size_shrinks_for_multi_pixel_incremental_attacks():
+  from onepixel_jax.attack import default_batch_size
+  one = default_batch_size(400, 10**9, 1, "cpu", incremental=True)
+  three = default_batch_size(400, 10**9, 1, "cpu", incremental=True, pixels=3)
+  five = default_batch_size(400, 10**9, 1, "cpu", incremental=True, pixels=5)
+  dense = default_batch_size(400, 10**9, 1, "cpu", incremental=False, pixels=5)
+  assert (one, three, five, dense) == (10, 3, 2, 2)  # 4,096, 1,365 and 1,024 queries per pass
+  assert default_batch_size(400, 1, 1, "cpu", incremental=True, pixels=5) == 1  # never more slots than attacks
+  assert default_batch_size(400, 10**9, 2, "gpu", incremental=True, pixels=5) == 81  # accelerators keep theirs

@@ -80,6 +80,13 @@ def test_estimate_hours_counts_attacks_and_budget():
   assert est["total"]["attacks"] == 370
 
 
+def test_estimate_hours_uses_the_rate_of_each_runs_pixel_count():
+  cfg = reproduce.preset("cpu-paper")
+  est = reproduce.estimate_hours(["5"], cfg, {("nin", 5): 100.0, ("nin", 1): 1000.0, "allconv": 500.0})
+  assert est["v_nin_5px"]["max_hours"] == round(270 * 40_400 / 100 / 3600, 2)
+  assert est["v_allconv_3px"]["max_hours"] == round(270 * 40_400 / 500 / 3600, 2)  # a model-wide rate
+
+
 def test_figure_data_comes_from_the_records_and_the_run_definitions():
   old = [{k: v for k, v in r.items()} for r in IV]  # older records carry no model or pixels
   figs = reproduce.figure_data(["4", "5"], {"iv_allconv": old, "v_nin_5px": old})

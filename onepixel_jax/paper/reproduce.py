@@ -305,11 +305,12 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
   return "\n".join(lines)
 
 
-def estimate_hours(tables, cfg, rates: dict[str, float]) -> dict[str, dict]:
+def estimate_hours(tables, cfg, rates: dict) -> dict[str, dict]:
   """CPU (or device) hours of each run the tables need, before running it.
 
-  ``rates``: attack queries per second per model (e.g. from
-  ``benchmark.attack_queries_per_s``). A DE attack is expected to cost the
+  ``rates``: attack queries per second per ``(model, pixels)`` (e.g. from
+  ``benchmark.attack_queries_per_s`` with that many pixels), or per model
+  name for every pixel count. A DE attack is expected to cost the
   paper's mean evaluations per attack (Table VI) and costs at most the
   budget's ``max_queries``; a random search costs ``random_trials`` per image.
   Where a preset draws images rather than counting attacked ones, all drawn
@@ -320,7 +321,7 @@ def estimate_hours(tables, cfg, rates: dict[str, float]) -> dict[str, dict]:
   budget = AttackConfig(popsize=cfg.popsize, generations=cfg.generations).max_queries
   out, total = {}, {"attacks": 0, "expected_hours": 0.0, "max_hours": 0.0}
   for run in runs_for(tables):
-    rate = rates.get(run.model)
+    rate = rates.get((run.model, run.pixels), rates.get(run.model))
     if not rate:
       continue
     images = planned_images(run, cfg) or cfg.num_images
