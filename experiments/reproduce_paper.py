@@ -50,7 +50,9 @@ def _rates(tables, cfg) -> dict[tuple[str, int], float]:
     key = (run.model, run.pixels)
     if key in rates or reproduce.available(run.model):
       continue
-    model = loaded.setdefault(run.model, models.load(run.model))
+    if run.model not in loaded:
+      loaded[run.model] = models.load(run.model)
+    model = loaded[run.model]
     dev = jax.local_devices()
     b = default_batch_size(cfg.popsize, 10**9, len(dev), dev[0].platform, model.supports_incremental, run.pixels)
     rates[key] = benchmark.attack_queries_per_s(
