@@ -13,4 +13,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null \
   .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 fi
 # Data from ../shared (or $ONEPIXEL_CIFAR10) is optional: tests that need it skip without it.
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers (pytest-xdist): on two cores the suite is mostly single-threaded XLA compilation.
+exec .venv/bin/python -m pytest -q -n 2 "$@"

@@ -1,3 +1,20 @@
+"""Shared fixtures. Before JAX starts, this points its persistent compilation
+cache at one temporary folder for the whole run (unless JAX_COMPILATION_CACHE_DIR
+is already set): the entry-point tests start fresh Python processes that compile
+the same functions again, and pytest-xdist's workers inherit the folder, so each
+function is compiled once per run. Cached executables are XLA's own output for
+the same program and options, so no result changes."""
+import atexit
+import os
+import shutil
+import tempfile
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="onepixel_jax_test_xla_cache_")
+  atexit.register(shutil.rmtree, _cache, True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
 import jax
 import numpy as np
 import pytest
