@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Callable, Iterator, NamedTuple
 
 import jax
@@ -42,6 +43,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
 from onepixel_jax import compiler, corner_prior, de, methods, perturb
+from onepixel_jax.models import incremental
 from onepixel_jax.results import AttackResult, succeeded
 
 EARLY_STOP_RULES = ("paper", "misclassify", "none")
@@ -360,6 +362,18 @@ def _make_chunk(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, s
   return compiler.jit(chunk, "incremental" if pred.incremental_fn is not None else "dense")
 
 
+def _chunk_key(cfg: AttackConfig, images_hw, pred: _Predict, devices, steps_per_sync: int) -> tuple:
+  """Everything besides ``predict`` and the compiler options that
+  :func:`_make_chunk`'s trace depends on (a learned prior by its file's path,
+  modification time and size; the incremental path's trace-time switch)."""
+  prior = None
+  if cfg.corner_prior is not None:
+    st = os.stat(cfg.corner_prior)
+    prior = (os.path.abspath(cfg.corner_prior), st.st_mtime_ns, st.st_size)
+  return (cfg, prior, tuple(images_hw), pred.num_classes, pred.on_host, pred.incremental_fn is not None,
+          tuple(devices), int(steps_per_sync), incremental.CONV_BY_DELTA)
+
+
 def attack_keys(seed: int, ids, targets) -> np.ndarray:
   """uint32[M, 2]: the PRNG key of each attack, from (seed, id, target) alone."""
   base = jax.random.PRNGKey(seed)
@@ -517,7 +531,10 @@ def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids,
   slots = jax.device_put(slots, slot_sharding)
   nxt = jax.device_put(np.int32(min(b, n)), replicated)
   params = jax.device_put(pred.params, replicated) if pred.params is not None else None
-  chunk = _make_chunk(cfg, method, budget, pred, shard, int(steps_per_sync))
+  # Reused by later calls with the same model and settings (compiler.cached): no new compilation.
+  chunk = compiler.cached(predict, "incremental" if pred.incremental_fn is not None else "dense",
+                          _chunk_key(cfg, (h, w), pred, devices, steps_per_sync),
+                          lambda: _make_chunk(cfg, method, budget, pred, shard, int(steps_per_sync)))
 
   bar = None
   if progress:

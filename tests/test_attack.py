@@ -209,3 +209,40 @@ def test_default_batch_size_shrinks_for_multi_pixel_incremental_attacks():
   assert (one, three, five, dense) == (10, 3, 2, 2)  # 4,096, 1,365 and 1,024 queries per pass
   assert default_batch_size(400, 1, 1, "cpu", incremental=True, pixels=5) == 1  # never more slots than attacks
   assert default_batch_size(400, 10**9, 2, "gpu", incremental=True, pixels=5) == 81  # accelerators keep theirs
+
+
+def test_a_second_call_reuses_the_compiled_loop(monkeypatch, tmp_path):
+  """The same predict and settings reuse the jitted loop (no new trace or
+  compilation) and give the same result; another setting, compiler option,
+  or a rewritten learned prior makes a new one."""
+  import importlib
+  from onepixel_jax import compiler
+  engine = importlib.import_module("onepixel_jax.attack")  # the module; op.attack is the function
+  made = []
+  real = engine._make_chunk
+  monkeypatch.setattr(engine, "_make_chunk", lambda *a: made.append(a[0]) or real(*a))
+  cfg = op.AttackConfig(popsize=8, generations=2, F=0.37, early_stop="none")  # an F no other test uses
+  im, labels = images(3), np.zeros(3, int)
+  first = op.attack(two_class, im, labels, config=cfg, progress=False)
+  again = op.attack(two_class, im, labels, config=cfg, progress=False)
+  assert len(made) == 1
+  assert_same(first, again)
+  op.attack(two_class, im, labels, config=op.AttackConfig(popsize=8, generations=2, F=0.38, early_stop="none"),
+            progress=False)
+  assert len(made) == 2
+  with compiler.xla_defaults():  # other compiler options (on the CPU, where options are set)
+    op.attack(two_class, im, labels, config=cfg, progress=False)
+  assert len(made) == (3 if compiler.options("dense") else 2)
+  # A learned prior rewritten under the same path is read again.
+  from onepixel_jax import corner_prior
+  import os
+  prior = tmp_path / "prior.json"
+  prior.write_text(corner_prior.DEFAULT_PATH.read_text())
+  learned = op.AttackConfig(method="learned_corners", corner_prior=str(prior), query_budget=16, popsize=8)
+  op.attack(two_class, im, labels, config=learned, progress=False)
+  op.attack(two_class, im, labels, config=learned, progress=False)
+  n = len(made)
+  st = os.stat(prior)
+  os.utime(prior, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+  op.attack(two_class, im, labels, config=learned, progress=False)
+  assert len(made) == n + 1

@@ -60,24 +60,10 @@ def probabilities(predict, images, perturbations, batch_size: int | None = None,
   return _dense(chunk, params, images, pixels, batch_size or 512, progress)
 
 
-# (id(predict), kind, compiler options, incremental.CONV_BY_DELTA) -> (predict, jitted chunk):
-# a model queried again (an
-# analysis calls ``probabilities`` once per image) reuses its compilation. The entry holds
-# ``predict`` itself, so the id is not reused while it is cached; the oldest entries are
-# dropped beyond _MAX_CHUNKS, so a process that loads many models does not keep them all.
-_CHUNKS: dict = {}
-_MAX_CHUNKS = 8
-
-
 def _compiled(predict, kind: str, make):
-  key = (id(predict), kind, tuple(sorted(compiler.options(kind).items())), incremental.CONV_BY_DELTA)
-  hit = _CHUNKS.pop(key, None)
-  if hit is None or hit[0] is not predict:
-    hit = (predict, make())
-  _CHUNKS[key] = hit  # newest last
-  while len(_CHUNKS) > _MAX_CHUNKS:
-    del _CHUNKS[next(iter(_CHUNKS))]
-  return hit[1]
+  """A model queried again (an analysis calls ``probabilities`` once per image)
+  reuses its compilation (:func:`compiler.cached`)."""
+  return compiler.cached(predict, kind, incremental.CONV_BY_DELTA, make)
 
 
 def _bar(progress: bool, total: int):
