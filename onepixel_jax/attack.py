@@ -194,6 +194,16 @@ def predict_fn(predict, incremental: bool = False):
   raise ValueError(f"predict must be a callable images -> probabilities or a loaded model, got {type(predict).__name__}")
 
 
+def compiler_kind(predict, incremental_fn, pixels: int) -> str:
+  """The compiler options' kind (``compiler.KINDS``) of a compiled evaluation
+  of ``predict``: ``"dense"`` without ``incremental_fn``, else the model's
+  ``incremental_kind(pixels)`` (``"incremental"`` if it has none)."""
+  if incremental_fn is None:
+    return "dense"
+  kind = getattr(predict, "incremental_kind", None)
+  return kind(pixels) if kind is not None else "incremental"
+
+
 def _resolve_predict(predict, images: np.ndarray, incremental: bool = True) -> _Predict:
   """``predict_fn``, plus whether JAX can trace ``predict`` (else it runs on
   the host: NumPy, PyTorch, a service) and a check of its output on a few images."""
@@ -344,7 +354,7 @@ def _empty_record(slots: _Slots):
               predicted_history=slots.predicted_history, nonfinite=jnp.zeros((), bool))
 
 
-def _make_chunk(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, steps: int):
+def _make_chunk(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, steps: int, kind: str):
   def body(carry, _):
     params, queue, slots, nxt = carry
     busy = jnp.any(slots.attack < queue.labels.shape[0])
@@ -359,7 +369,7 @@ def _make_chunk(cfg: AttackConfig, method, budget: int, pred: _Predict, shard, s
     (_, _, slots, nxt), recs = jax.lax.scan(body, (params, queue, slots, nxt), None, length=steps)
     return slots, nxt, recs
 
-  return compiler.jit(chunk, "incremental" if pred.incremental_fn is not None else "dense")
+  return compiler.jit(chunk, kind)
 
 
 def _chunk_key(cfg: AttackConfig, images_hw, pred: _Predict, devices, steps_per_sync: int) -> tuple:
@@ -532,9 +542,9 @@ def _batches(predict, images, labels, targets, config, seed, batch_size, *, ids,
   nxt = jax.device_put(np.int32(min(b, n)), replicated)
   params = jax.device_put(pred.params, replicated) if pred.params is not None else None
   # Reused by later calls with the same model and settings (compiler.cached): no new compilation.
-  chunk = compiler.cached(predict, "incremental" if pred.incremental_fn is not None else "dense",
-                          _chunk_key(cfg, (h, w), pred, devices, steps_per_sync),
-                          lambda: _make_chunk(cfg, method, budget, pred, shard, int(steps_per_sync)))
+  kind = compiler_kind(predict, pred.incremental_fn, cfg.pixels)
+  chunk = compiler.cached(predict, kind, _chunk_key(cfg, (h, w), pred, devices, steps_per_sync),
+                          lambda: _make_chunk(cfg, method, budget, pred, shard, int(steps_per_sync), kind))
 
   bar = None
   if progress:

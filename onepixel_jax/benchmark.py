@@ -17,8 +17,8 @@ dense forward pass), so the incremental path's "effective" fraction can exceed
 matrix products and convolutions (``peak_flops_per_s``).
 
 Compiled functions get :mod:`onepixel_jax.compiler`'s options; ``run(...,
-compare_xla=True)`` also measures the forward pass and the dense attack
-compiled with XLA's defaults (the incremental path has no options). The
+compare_xla=True)`` also measures the forward pass and both attack paths
+compiled with XLA's defaults (``compiler``: the options each kind gets). The
 incremental attack is also measured with every window layer computed as a
 window (``incremental.windows_only``: before the one-pixel convolutions by
 linearity), as ``incremental_windows_queries_per_s`` and ``delta_speedup``.
@@ -147,8 +147,9 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
   by default: incremental where supported), ``attack_overhead`` (the dense
   attack's time beyond its forward passes), FLOP figures and the estimated
   time of the paper's Table IV workload (``table4_hours``). With
-  ``compare_xla``: ``forward_queries_per_s_xla_defaults`` and
-  ``dense_queries_per_s_xla_defaults``, the same compiled with XLA's defaults.
+  ``compare_xla``: ``forward_queries_per_s_xla_defaults``,
+  ``dense_queries_per_s_xla_defaults`` and (where the model has one)
+  ``incremental_queries_per_s_xla_defaults``, the same compiled with XLA's defaults.
   """
   devices = jax.local_devices()
   def slots(incremental):
@@ -194,6 +195,9 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     with compiler.xla_defaults():
       out["forward_queries_per_s_xla_defaults"] = round(forward_queries_per_s(model, b * config.popsize, repeats), 1)
       out["dense_queries_per_s_xla_defaults"] = round(attack_queries_per_s(model, config, n, b, incremental=False), 1)
+      if incr is not None:
+        out["incremental_queries_per_s_xla_defaults"] = round(
+            attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True), 1)
   if peak:
     peak_rate, shape = peak_flops_per_s()
     out.update({

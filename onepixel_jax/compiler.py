@@ -9,8 +9,17 @@ gets the setting that wins for it:
   products, ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT``.
   Measured on AllConv, batch 128, 2 cores, one process, interleaved: training
   step ~1.5x (87 -> 134 images/s), and its backward pass is where it wins.
-- ``"incremental"`` (sparse incremental attack inference): no option; YNNPACK
-  made it slower (432 -> 375 queries/s, as measured in the training issue).
+- ``"incremental"`` (sparse incremental attack inference): YNNPACK for dot
+  products too. Measured on the 2-core CPU: ``apply_incremental`` on a DE
+  batch (population 400, the attack's default slots) compiled with no option
+  and with YNNPACK, 2-3 interleaved repeats each, noisy to ~10%: AllConv 1 pixel 1.04x and
+  1.12x, 3 pixels 1.11x and 1.29x; VGG16 1 pixel 1.31x and 1.42x, 3 pixels
+  1.18x; NiN 3 pixels 1.17x, 5 pixels 1.09x and 1.11x. (An earlier version of
+  the incremental path measured 432 -> 375 queries/s on AllConv.)
+- ``"incremental_wide_delta"``: no option. The one exception measured: NiN's
+  one-pixel path, whose 5x5 convolutions run as products of each changed
+  patch with all 25 taps at once (``incremental._conv_delta_layer``), ran
+  0.84x and 0.91x with YNNPACK. :func:`incremental.compiler_kind` picks it.
 
 Not adopted, measured in the same runs: YNNPACK / XNNPACK / oneDNN for
 convolutions (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``: 83-95 against
@@ -31,7 +40,7 @@ from typing import Callable
 
 import jax
 
-KINDS = ("train", "dense", "incremental")
+KINDS = ("train", "dense", "incremental", "incremental_wide_delta")
 
 _YNN_DOT = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
@@ -39,7 +48,8 @@ _YNN_DOT = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 _OPTIONS: dict[tuple[str, str], dict] = {
     ("cpu", "train"): _YNN_DOT,
     ("cpu", "dense"): _YNN_DOT,
-    ("cpu", "incremental"): {},
+    ("cpu", "incremental"): _YNN_DOT,
+    ("cpu", "incremental_wide_delta"): {},
 }
 
 

@@ -51,6 +51,21 @@ def test_run_derives_its_figures_from_the_measurements(tiny, monkeypatch):
   assert "| 160 | 640 | 4.0x |" in row
 
 
+def test_compare_xla_measures_every_path_with_the_defaults(tiny, monkeypatch):
+  from onepixel_jax import compiler
+  # Rates a quarter lower when compiled with XLA's defaults (compiler.enabled() False inside xla_defaults).
+  scale = lambda r: r if compiler.enabled() else 0.75 * r  # noqa: E731
+  monkeypatch.setattr(benchmark, "forward_queries_per_s", lambda model, n, repeats: scale(200.0))
+  monkeypatch.setattr(benchmark, "attack_queries_per_s",
+                      lambda model, cfg, n, b, incremental: scale(640.0 if incremental else 160.0))
+  monkeypatch.setattr(type(tiny), "supports_incremental", property(lambda self: True))
+  r = benchmark.run(tiny, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2, peak=False,
+                    compare_xla=True)
+  assert (r["forward_queries_per_s_xla_defaults"], r["dense_queries_per_s_xla_defaults"],
+          r["incremental_queries_per_s_xla_defaults"]) == (150, 120, 480)
+  assert r["incremental_queries_per_s"] == 640
+
+
 def test_dense_flops_of_a_known_network(tiny):
   # The conv (8 * 8 * 4 * 27 MACs) and the dense layer (256 * 3 MACs), two FLOPs a MAC.
   assert benchmark.dense_flops_per_query(tiny) == pytest.approx(2 * (8 * 8 * 4 * 27 + 256 * 3), rel=0.2)

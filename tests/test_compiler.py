@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from onepixel_jax import compiler, models, train
+from onepixel_jax.models import incremental
 from onepixel_jax.models.cifar import ConvBN, preprocess
 
 
 def test_options_per_kind_and_switch(monkeypatch):
   if jax.default_backend() == "cpu":
-    assert compiler.options("train") == compiler.options("dense") != {}
-    assert compiler.options("incremental") == {}
+    assert compiler.options("train") == compiler.options("dense") == compiler.options("incremental") != {}
+    assert compiler.options("incremental_wide_delta") == {}
   assert compiler.options("train", backend="tpu") == {}
   monkeypatch.setenv("ONEPIXEL_XLA_OPTIONS", "0")
   assert compiler.options("train") == {}
@@ -34,6 +35,28 @@ def test_tuned_forward_pass_equals_default():
   tuned = np.asarray(compiler.jit(f, "dense")(variables, x))
   plain = np.asarray(compiler.jit(f, "dense", tuned=False)(variables, x))
   np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,pixels,kind", [
+    ("nin", 1, "incremental_wide_delta"),  # its 5x5 convolutions by linearity
+    ("nin", 3, "incremental"), ("allconv", 1, "incremental"), ("vgg16", 1, "incremental"),
+])
+def test_incremental_kind_per_network_and_pixels(name, pixels, kind):
+  assert incremental.compiler_kind(incremental.describe(models.create(name)), pixels) == kind
+
+
+def test_tuned_incremental_pass_equals_default():
+  module, variables = _allconv()
+  layers = incremental.describe(module)
+  rng = np.random.default_rng(3)
+  clean = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  px = np.stack([rng.integers(0, 32, (2, 6, 3)), rng.integers(0, 32, (2, 6, 3)),
+                 *[rng.integers(0, 256, (2, 6, 3)) for _ in range(3)]], -1).astype(np.int32)
+  f = lambda v, c, x: incremental.apply_incremental(layers, v, c, x)  # noqa: E731
+  tuned = np.asarray(compiler.jit(f, "incremental")(variables, clean, px))
+  plain = np.asarray(compiler.jit(f, "incremental", tuned=False)(variables, clean, px))
+  np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-6)
+  assert np.abs(tuned - tuned[:, :1]).max() > 1e-6  # the candidates differ
 
 
 class Small(nn.Module):

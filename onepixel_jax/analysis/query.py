@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from onepixel_jax import compiler, perturb
-from onepixel_jax.attack import predict_fn
+from onepixel_jax.attack import compiler_kind, predict_fn
 from onepixel_jax.models import incremental
 
 
@@ -52,8 +52,9 @@ def probabilities(predict, images, perturbations, batch_size: int | None = None,
     return np.zeros((n, s, 0), np.float32)
   fn, params, incremental_fn = predict_fn(predict, incremental)
   if incremental_fn is not None:
-    chunk = _compiled(predict, "incremental", lambda: compiler.jit(
-        lambda params, clean, pix: incremental_fn(params, clean, pix).astype(jnp.float32), "incremental"))
+    kind = compiler_kind(predict, incremental_fn, k)
+    chunk = _compiled(predict, kind, lambda: compiler.jit(
+        lambda params, clean, pix: incremental_fn(params, clean, pix).astype(jnp.float32), kind))
     return _incremental(chunk, params, images, pixels, batch_size or 4096, progress)
   chunk = _compiled(predict, "dense", lambda: compiler.jit(
       lambda params, imgs, idx, pix: fn(params, perturb.apply(imgs[idx], pix)).astype(jnp.float32), "dense"))

@@ -89,6 +89,14 @@ class Model:
       raise NotImplementedError(f"{type(self.module).__name__} has no incremental inference")
     return incremental.apply_incremental(layers, variables, clean_images, perturbations)
 
+  def incremental_kind(self, pixels: int = 1) -> str:
+    """The compiler options' kind (``compiler.KINDS``) for ``apply_incremental``
+    with ``pixels`` changed pixels (:func:`incremental.compiler_kind`)."""
+    layers = incremental.describe(self.module)
+    if layers is None:
+      raise NotImplementedError(f"{type(self.module).__name__} has no incremental inference")
+    return incremental.compiler_kind(layers, pixels, self.input_size)
+
   # Deprecated names (until the next release).
   @property
   def supports_pixels(self) -> bool:

@@ -391,6 +391,18 @@ def window_sizes(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32),
   return out
 
 
+def compiler_kind(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32)) -> str:
+  """The kind of compiler options (``compiler.KINDS``) for this network's
+  incremental path with ``pixels`` changed pixels: ``"incremental_wide_delta"``
+  where one-pixel candidates take :func:`_conv_delta_layer` through a
+  convolution wider than 3x3 (NiN's 5x5; YNNPACK's products measured slower
+  there), else ``"incremental"``."""
+  sizes = window_sizes(layers, pixels, input_hw)
+  wide = pixels == 1 and any(isinstance(layer, Conv) and layer.stride == 1 and layer.kernel > 3 and size != "dense"
+                             for layer, size in zip(layers, sizes))
+  return "incremental_wide_delta" if wide else "incremental"
+
+
 def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturbations,
                        dense_fraction: float = DENSE_FRACTION):
   """Logits of every perturbed image, recomputing only the windows its changed pixels reach.
