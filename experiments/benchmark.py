@@ -70,6 +70,8 @@ flags.DEFINE_boolean("products", False, "Measure a training step's matrix produc
                      "operands.")
 flags.DEFINE_boolean("corner", False, "Measure the analyses' corner search (dense with XLA's defaults, "
                      "dense, incremental) instead of attacks.")
+flags.DEFINE_list("ablate", [], "Also measure the incremental attack without each of these shortcuts of its "
+                  "window route (pointwise, delta), one at a time: the before of a before/after.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per measurement (the best counts).")
 
 
@@ -85,7 +87,7 @@ def _measure() -> list[dict]:
                 models.CIFAR10_CLASSES, (32, 32))
     cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations, pixels=FLAGS.pixels)
     res = benchmark.run(model, cfg, FLAGS.batch_size, FLAGS.num_attacks, repeats=FLAGS.repeats,
-                        peak=FLAGS.peak, compare_xla=FLAGS.compare_xla)
+                        peak=FLAGS.peak, compare_xla=FLAGS.compare_xla, ablate=FLAGS.ablate)
     print(json.dumps(res), flush=True)
     results.append(res)
   return results
@@ -96,7 +98,8 @@ def _children() -> list[dict]:
   results = []
   args = [f"--model={','.join(FLAGS.model)}", f"--popsize={FLAGS.popsize}", f"--generations={FLAGS.generations}",
       f"--pixels={FLAGS.pixels}", f"--{'' if FLAGS.trained else 'no'}trained", f"--{'' if FLAGS.peak else 'no'}peak",
-      f"--{'' if FLAGS.compare_xla else 'no'}compare_xla", f"--repeats={FLAGS.repeats}"]
+      f"--{'' if FLAGS.compare_xla else 'no'}compare_xla", f"--repeats={FLAGS.repeats}",
+      f"--ablate={','.join(FLAGS.ablate)}"]
   args += [f"--{k}={getattr(FLAGS, k)}" for k in ("batch_size", "num_attacks") if getattr(FLAGS, k) is not None]
   for count in FLAGS.device_counts:
     env = dict(os.environ)

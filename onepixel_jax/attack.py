@@ -381,7 +381,7 @@ def _chunk_key(cfg: AttackConfig, images_hw, pred: _Predict, devices, steps_per_
     st = os.stat(cfg.corner_prior)
     prior = (os.path.abspath(cfg.corner_prior), st.st_mtime_ns, st.st_size)
   return (cfg, prior, tuple(images_hw), pred.num_classes, pred.on_host, pred.incremental_fn is not None,
-          tuple(devices), int(steps_per_sync), incremental.CONV_BY_DELTA)
+          tuple(devices), int(steps_per_sync), incremental.SHORTCUTS)
 
 
 def attack_keys(seed: int, ids, targets) -> np.ndarray:

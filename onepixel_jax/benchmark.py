@@ -20,8 +20,9 @@ Compiled functions get :mod:`onepixel_jax.compiler`'s options; ``run(...,
 compare_xla=True)`` also measures the forward pass and both attack paths
 compiled with XLA's defaults (``compiler``: the options each kind gets). The
 incremental attack is also measured with every window layer computed as a
-window (``incremental.windows_only``: before the one-pixel convolutions by
-linearity), as ``incremental_windows_queries_per_s`` and ``delta_speedup``.
+window (``incremental.windows_only``: without the window route's shortcuts,
+1x1 convolutions on the patches and one-pixel convolutions by linearity), as
+``incremental_windows_queries_per_s`` and ``shortcuts_speedup``.
 :func:`train_rates` measures training throughput, split into its parts, for
 the training settings before the training-speed work and the library's
 defaults now, interleaved in one process; :func:`product_rates`, a training
@@ -137,7 +138,7 @@ def peak_flops_per_s(repeats: int = 3) -> tuple[float, str]:
 
 
 def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks: int | None = None,
-    repeats: int = 3, peak: bool = True, compare_xla: bool = False) -> dict:
+    repeats: int = 3, peak: bool = True, compare_xla: bool = False, ablate=()) -> dict:
   """All measurements for one model; returns a JSON-ready dict.
 
   Keys: ``forward_queries_per_s`` (bare dense forward passes of
@@ -150,7 +151,13 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
   ``compare_xla``: ``forward_queries_per_s_xla_defaults``,
   ``dense_queries_per_s_xla_defaults`` and (where the model has one)
   ``incremental_queries_per_s_xla_defaults``, the same compiled with XLA's defaults.
+  For each shortcut name in ``ablate`` (``incremental.ALL_SHORTCUTS``):
+  ``incremental_without_<name>_queries_per_s`` and ``<name>_speedup``, the
+  incremental attack without that one shortcut and the default's rate over it.
   """
+  for name in ablate:
+    if name not in incremental.ALL_SHORTCUTS:
+      raise ValueError(f"unknown shortcut {name!r} to ablate; valid: {', '.join(sorted(incremental.ALL_SHORTCUTS))}")
   devices = jax.local_devices()
   def slots(incremental):
     b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental,
@@ -188,9 +195,14 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     "attack_overhead": round(1 - dense / fwd, 4),
     "incremental_speedup": None if incr is None else round(incr / dense, 2),
     "incremental_windows_queries_per_s": None if incr is None else round(incr_windows, 1),
-    "delta_speedup": None if incr is None else round(incr / incr_windows, 2),
+    "shortcuts_speedup": None if incr is None else round(incr / incr_windows, 2),
     "dense_gflops_per_query": round(flops / 1e9, 4),
   }
+  for name in ablate if incr is not None else ():
+    with incremental.without_shortcuts(name):
+      without = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
+    out[f"incremental_without_{name}_queries_per_s"] = round(without, 1)
+    out[f"{name}_speedup"] = round(incr / without, 2)
   if compare_xla:
     with compiler.xla_defaults():
       out["forward_queries_per_s_xla_defaults"] = round(forward_queries_per_s(model, b * config.popsize, repeats), 1)
@@ -248,8 +260,8 @@ def corner_search_rates(model, num_images: int = 2, seed: int = 0) -> dict:
   XLA's default compilation (as before the compiler options and the
   incremental path reached the analyses), the tuned dense path, the
   incremental path (the default where the model has one) and the incremental
-  path with windows only (``incremental.windows_only``: before the one-pixel
-  convolutions by linearity). ``speedup``: the default path over the first."""
+  path with windows only (``incremental.windows_only``: without the window
+  route's shortcuts). ``speedup``: the default path over the first."""
   from onepixel_jax.analysis import corner_search
   h, w = model.input_size
   rng = np.random.default_rng(seed)

@@ -32,19 +32,22 @@ def test_run_derives_its_figures_from_the_measurements(tiny, monkeypatch):
   # Measured rates fixed (the attack itself is timed in the next test): what run() derives is a known answer.
   monkeypatch.setattr(benchmark, "forward_queries_per_s", lambda model, n, repeats: 200.0)
   rates = {False: 160.0, True: 640.0}
-  # Incremental with windows only (incremental.windows_only): half the default path's rate.
+  # Incremental: 640 with both shortcuts, 480 without one (ablated), 320 with windows only.
   monkeypatch.setattr(benchmark, "attack_queries_per_s", lambda model, cfg, n, b, incremental: (
-      rates[incremental] if not incremental or inc.CONV_BY_DELTA else 320.0))
+      rates[incremental] if not incremental else {2: 640.0, 1: 480.0, 0: 320.0}[len(inc.SHORTCUTS)]))
   monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (1e9, "test"))
   monkeypatch.setattr(type(tiny), "supports_incremental", property(lambda self: True))
   named = dataclasses.replace(tiny, name="allconv")  # Table VI has its evaluations per attack
-  r = benchmark.run(named, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2)
+  r = benchmark.run(named, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2,
+                    ablate=("pointwise",))
   flops = benchmark.dense_flops_per_query(tiny)
   assert (r["batch_size"], r["images_per_forward"], r["num_devices"]) == (2, 8, len(jax.local_devices()))
   assert (r["dense_queries_per_s"], r["incremental_queries_per_s"], r["attack_queries_per_s"]) == (160, 640, 640)
   assert r["attack_overhead"] == 0.2 and r["incremental_speedup"] == 4.0
-  assert (r["incremental_windows_queries_per_s"], r["delta_speedup"]) == (320, 2.0)
-  assert inc.CONV_BY_DELTA  # restored after the windows-only measurement
+  assert (r["incremental_windows_queries_per_s"], r["shortcuts_speedup"]) == (320, 2.0)
+  assert (r["incremental_without_pointwise_queries_per_s"], r["pointwise_speedup"]) == (480, 1.33)
+  assert "delta_speedup" not in r  # only what was asked for
+  assert inc.SHORTCUTS == inc.ALL_SHORTCUTS  # restored after the windows-only measurement
   assert r["dense_peak_fraction"] == round(160 * flops / 1e9, 3)
   assert r["table4_queries"] == 500 * 9 * 16_000 and r["table4_hours"] == round(500 * 9 * 16_000 / 640 / 3600, 1)
   (row,) = [line for line in benchmark.markdown_table([r]).splitlines() if line.startswith("| allconv | ")]
@@ -134,3 +137,8 @@ def test_product_rates_report_both_precisions_per_shape_and_product():
   for r in recs:
     assert r["shape"] == [256, 128, 64] and r["float32_gflops_per_s"] > 0 and r["bfloat16_gflops_per_s"] > 0
     assert r["bfloat16_speedup"] == pytest.approx(r["bfloat16_gflops_per_s"] / r["float32_gflops_per_s"], rel=0.05, abs=0.01)  # both rounded
+
+
+def test_ablating_an_unknown_shortcut_fails_before_measuring(tiny):
+  with pytest.raises(ValueError, match="unknown shortcut 'conv'"):
+    benchmark.run(tiny, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2, ablate=("conv",))

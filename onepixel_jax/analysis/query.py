@@ -64,7 +64,7 @@ def probabilities(predict, images, perturbations, batch_size: int | None = None,
 def _compiled(predict, kind: str, make):
   """A model queried again (an analysis calls ``probabilities`` once per image)
   reuses its compilation (:func:`compiler.cached`)."""
-  return compiler.cached(predict, kind, incremental.CONV_BY_DELTA, make)
+  return compiler.cached(predict, kind, incremental.SHORTCUTS, make)
 
 
 def _bar(progress: bool, total: int):

@@ -37,6 +37,10 @@ windows are recomputed, layer by layer:
   one run on the 2-core CPU (``experiments.benchmark``): the corner search's
   batch of 4,096 one-pixel candidates of an image 1,161 -> 1,720 queries/s on
   AllConv, 829 -> 2,143 on NiN (its 5x5 convolutions), 532 -> 544 on VGG16.
+* A 1x1 stride-1 convolution (NiN's six) maps each position alone, and each
+  patch already holds the candidate's map on its window, so it runs on the
+  patches themselves (``_pointwise_layer``), for any ``k``: no window is cut
+  from the clean map and no patch pasted into it.
 
 Batch norm, ReLU and the input normalisation are per-pixel, so they apply to
 windows as they are. For AllConv one pixel's windows are 3, 5 (32x32), 4, 6, 8
@@ -61,9 +65,12 @@ from onepixel_jax.models import cifar, patchconv
 
 # A layer computes windows while its k windows cover less than this share of its output map.
 DENSE_FRACTION = 1.0
-# One-pixel candidates' stride-1 convolutions by linearity (``_conv_delta_layer``);
-# off inside ``windows_only()``.
-CONV_BY_DELTA = True
+# The window route's shortcuts: "pointwise" (``_pointwise_layer``: 1x1
+# convolutions on the patches themselves) and "delta" (``_conv_delta_layer``:
+# one-pixel candidates' stride-1 convolutions by linearity). SHORTCUTS holds
+# those in use, all but inside ``without_shortcuts()`` / ``windows_only()``.
+ALL_SHORTCUTS = frozenset({"pointwise", "delta"})
+SHORTCUTS = ALL_SHORTCUTS
 
 _BN_EPSILON = 1e-5  # cifar.ConvBN's nn.BatchNorm epsilon
 
@@ -303,6 +310,28 @@ def _window_layer(variables, layer, clean, values, pos):
   return y.reshape(b, p, k, *win, y.shape[-1]), o0
 
 
+def _pointwise_applies(layer) -> bool:
+  """Whether :func:`_pointwise_layer` computes this layer: a 1x1 stride-1 convolution."""
+  return isinstance(layer, Conv) and layer.kernel == 1 and layer.stride == 1
+
+
+def _pointwise_layer(variables, layer: Conv, clean, values, pos):
+  """A 1x1 stride-1 convolution on the patches themselves.
+
+  Each patch holds the candidate's map on its window exactly (all ``k``
+  patches were written into every window the layer before computed), and a
+  1x1 convolution maps each position alone, so the output patches are the
+  convolution of the input patches, at the same positions: no window is cut
+  from the clean map and no patch pasted into it. For ``k > 1`` that copy was
+  most of the window route's cost (NiN's 1x1 layers at 32x32, 5 pixels: a
+  15x15 window per 5x5 patch). Same arguments and result as
+  :func:`_window_layer` (``clean`` is not read).
+  """
+  kernel = _kernel(variables, layer)                                 # [1, 1, C, F]
+  y = values @ kernel.reshape(kernel.shape[2:])                      # [B, P, k, h, w, F]
+  return _conv_out(variables, layer, y), pos
+
+
 def _delta_applies(layer, values) -> bool:
   """Whether :func:`_conv_delta_layer` computes this layer: a stride-1
   convolution with a kernel larger than 1x1, one patch per candidate (k = 1)."""
@@ -354,16 +383,35 @@ def _conv_delta_layer(variables, layer: Conv, clean, values, pos):
 
 
 @contextlib.contextmanager
-def windows_only():
-  """Within this block, functions traced call :func:`_window_layer` for every
-  window layer (no :func:`_conv_delta_layer`): the "before" of a before/after
-  measurement (``experiments.benchmark``). Results are equal to float tolerance."""
-  global CONV_BY_DELTA
-  saved, CONV_BY_DELTA = CONV_BY_DELTA, False
+def without_shortcuts(*names: str):
+  """Within this block, functions traced do without the named shortcuts
+  (``ALL_SHORTCUTS``; a window layer they would have computed is computed by
+  :func:`_window_layer`): the "before" of a before/after measurement
+  (``experiments.benchmark``). Results are equal to float tolerance."""
+  unknown = set(names) - ALL_SHORTCUTS
+  if unknown:
+    raise ValueError(f"unknown shortcut(s) {sorted(unknown)}; valid: {sorted(ALL_SHORTCUTS)}")
+  global SHORTCUTS
+  saved, SHORTCUTS = SHORTCUTS, SHORTCUTS - set(names)
   try:
     yield
   finally:
-    CONV_BY_DELTA = saved
+    SHORTCUTS = saved
+
+
+def windows_only():
+  """:func:`without_shortcuts` of every shortcut: :func:`_window_layer` for
+  every window layer."""
+  return without_shortcuts(*ALL_SHORTCUTS)
+
+
+def _window_fn(layer, values):
+  """The function that computes a window layer for these patches."""
+  if "pointwise" in SHORTCUTS and _pointwise_applies(layer):
+    return _pointwise_layer
+  if "delta" in SHORTCUTS and _delta_applies(layer, values):
+    return _conv_delta_layer
+  return _window_layer
 
 
 def _densify(clean, values, pos):
@@ -426,8 +474,7 @@ def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturb
     if x is None and isinstance(layer, (Conv, Pool)):
       _, out_hw, win, _ = _window_plan(layer, clean.shape[1:3], values.shape[3:5])
       if k * win[0] * win[1] < dense_fraction * out_hw[0] * out_hw[1]:
-        window_fn = _conv_delta_layer if CONV_BY_DELTA and _delta_applies(layer, values) else _window_layer
-        values, pos = window_fn(variables, layer, clean, values, pos)
+        values, pos = _window_fn(layer, values)(variables, layer, clean, values, pos)
         clean = dense_layer(variables, layer, clean)
         continue
     if x is None:
