@@ -70,8 +70,9 @@ flags.DEFINE_boolean("products", False, "Measure a training step's matrix produc
                      "operands.")
 flags.DEFINE_boolean("corner", False, "Measure the analyses' corner search (dense with XLA's defaults, "
                      "dense, incremental) instead of attacks.")
-flags.DEFINE_list("ablate", [], "Also measure the incremental attack without each of these shortcuts of its "
-                  "window route (pointwise, delta), one at a time: the before of a before/after.")
+flags.DEFINE_list("ablate", [], "Also measure the attack without each of these settings, one at a time: the "
+                  "before of a before/after (pointwise, delta: the incremental window route's shortcuts; "
+                  "xla_conv: XLA's convolutions where the patch products ran before, both paths).")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per measurement (the best counts).")
 
 
@@ -116,7 +117,10 @@ def _children() -> list[dict]:
 def _train() -> list[dict]:
   results = []
   for name in FLAGS.model:
-    for res in benchmark.train_rates(name, repeats=FLAGS.repeats, peak=FLAGS.peak):
+    variants = [benchmark.TRAIN_BEFORE, benchmark.TRAIN_AFTER]
+    if "xla_conv" in FLAGS.ablate:
+      variants.append(benchmark.TRAIN_AFTER_PATCHES)
+    for res in benchmark.train_rates(name, variants, repeats=FLAGS.repeats, peak=FLAGS.peak):
       print(json.dumps(res), flush=True)
       results.append(res)
   return results

@@ -31,6 +31,7 @@ step's three matrix products in float32 and with bfloat16 operands.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 
@@ -137,6 +138,15 @@ def peak_flops_per_s(repeats: int = 3) -> tuple[float, str]:
   return best
 
 
+# Settings that ``run(..., ablate=...)`` can measure without, one at a time:
+# name -> (a context that turns it off while tracing, whether it reaches the dense path).
+ABLATIONS = {
+    "pointwise": (lambda: incremental.without_shortcuts("pointwise"), False),
+    "delta": (lambda: incremental.without_shortcuts("delta"), False),
+    "xla_conv": (compiler.patch_products, True),
+}
+
+
 def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks: int | None = None,
     repeats: int = 3, peak: bool = True, compare_xla: bool = False, ablate=()) -> dict:
   """All measurements for one model; returns a JSON-ready dict.
@@ -151,13 +161,15 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
   ``compare_xla``: ``forward_queries_per_s_xla_defaults``,
   ``dense_queries_per_s_xla_defaults`` and (where the model has one)
   ``incremental_queries_per_s_xla_defaults``, the same compiled with XLA's defaults.
-  For each shortcut name in ``ablate`` (``incremental.ALL_SHORTCUTS``):
+  For each name in ``ablate`` (``ABLATIONS``):
   ``incremental_without_<name>_queries_per_s`` and ``<name>_speedup``, the
-  incremental attack without that one shortcut and the default's rate over it.
+  incremental attack without that one setting and the default's rate over it,
+  and for settings that reach the dense path also
+  ``dense_without_<name>_queries_per_s`` and ``dense_<name>_speedup``.
   """
   for name in ablate:
-    if name not in incremental.ALL_SHORTCUTS:
-      raise ValueError(f"unknown shortcut {name!r} to ablate; valid: {', '.join(sorted(incremental.ALL_SHORTCUTS))}")
+    if name not in ABLATIONS:
+      raise ValueError(f"unknown setting {name!r} to ablate; valid: {', '.join(ABLATIONS)}")
   devices = jax.local_devices()
   def slots(incremental):
     b = batch_size or default_batch_size(config.popsize, 10**9, len(devices), devices[0].platform, incremental,
@@ -198,11 +210,18 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     "shortcuts_speedup": None if incr is None else round(incr / incr_windows, 2),
     "dense_gflops_per_query": round(flops / 1e9, 4),
   }
-  for name in ablate if incr is not None else ():
-    with incremental.without_shortcuts(name):
-      without = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
-    out[f"incremental_without_{name}_queries_per_s"] = round(without, 1)
-    out[f"{name}_speedup"] = round(incr / without, 2)
+  for name in ablate:
+    without, dense_too = ABLATIONS[name]
+    if dense_too:
+      with without():
+        rate = attack_queries_per_s(model, config, n, b, incremental=False)
+      out[f"dense_without_{name}_queries_per_s"] = round(rate, 1)
+      out[f"dense_{name}_speedup"] = round(dense / rate, 2)
+    if incr is not None:
+      with without():
+        rate = attack_queries_per_s(model, config, num_attacks or bi, bi, incremental=True)
+      out[f"incremental_without_{name}_queries_per_s"] = round(rate, 1)
+      out[f"{name}_speedup"] = round(incr / rate, 2)
   if compare_xla:
     with compiler.xla_defaults():
       out["forward_queries_per_s_xla_defaults"] = round(forward_queries_per_s(model, b * config.popsize, repeats), 1)
@@ -353,6 +372,9 @@ def product_rates(shapes=PRODUCT_SHAPES, repeats: int = 3, seed: int = 0) -> lis
 # default compilation) and the library's defaults now.
 TRAIN_BEFORE = {"batch_size": 256, "tuned": False}
 TRAIN_AFTER = {"batch_size": 128, "tuned": True}
+# The library's defaults with the patch products where they ran before XLA's
+# convolutions won under the tuned options (``compiler.patch_products``).
+TRAIN_AFTER_PATCHES = {"batch_size": 128, "tuned": True, "patch_products": True}
 
 
 def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> dict:
@@ -397,7 +419,8 @@ def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> di
 def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 3,
                 peak: bool = True) -> list[dict]:
   """Training throughput of ``name`` for each variant (``batch_size``,
-  ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults), the
+  ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults;
+  ``patch_products``: traced inside :func:`compiler.patch_products`), the
   variants measured interleaved in one process so that they share the
   machine's state; each figure is the best of ``repeats``.
 
@@ -410,9 +433,10 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
   """
   prepared = [_train_variant(name, v["batch_size"], v["tuned"]) for v in variants]
   best = [{part: float("inf") for part in p["parts"]} for p in prepared]
-  for p in prepared:  # compile and warm up
-    for fn in p["parts"].values():
-      fn()
+  for v, p in zip(variants, prepared):  # compile (trace) and warm up
+    with compiler.patch_products() if v.get("patch_products") else contextlib.nullcontext():
+      for fn in p["parts"].values():
+        fn()
   for _ in range(repeats):
     for p, b in zip(prepared, best):
       for part, fn in p["parts"].items():
@@ -421,10 +445,11 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
         b[part] = min(b[part], time.perf_counter() - t)
   peak_rate = peak_flops_per_s()[0] if peak else None
   out = []
-  for p, b in zip(prepared, best):
+  for v, p, b in zip(variants, prepared, best):
     n = p["batch_size"]
     rec = {"model": name, "batch_size": n,
            "xla_options": compiler.options("train") if p["tuned"] else {},
+           "patch_products": bool(v.get("patch_products")),
            **{f"{part}_images_per_s": round(n / t, 1) for part, t in b.items()},
            "end_to_end_images_per_s": round(n / (b["pipeline"] + b["step"]), 1),
            "gflops_per_step": round(p["flops_per_step"] / 1e9, 2)}

@@ -35,6 +35,7 @@ Options apply only on the backend they were measured on (CPU); elsewhere
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Callable
 
@@ -42,7 +43,8 @@ import jax
 
 KINDS = ("train", "dense", "incremental", "incremental_wide_delta")
 
-_YNN_DOT = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+_YNN_KEY = "xla_cpu_experimental_ynn_fusion_type"
+_YNN_DOT = {_YNN_KEY: "LIBRARY_FUSION_TYPE_DOT"}
 
 # (backend, kind) -> XLA DebugOptions overrides.
 _OPTIONS: dict[tuple[str, str], dict] = {
@@ -82,11 +84,64 @@ def options(kind: str, backend: str | None = None) -> dict:
   return dict(_OPTIONS.get((backend or jax.default_backend(), kind), {}))
 
 
+# The options of the compiled functions being traced now, innermost last (see jit).
+_TRACING: list = []
+
+
+def tracing_options() -> dict:
+  """The compiler options of the function :func:`jit` is tracing now ({}
+  outside one), so that model code can choose what they compile best."""
+  return dict(_TRACING[-1][1]) if _TRACING else {}
+
+
+def xla_convolutions_win() -> bool:
+  """Whether XLA's own convolution is the faster route in the function being
+  traced, where the patch products (``models.patchconv``) ran before: under
+  YNNPACK dot fusion in forward passes (the tuned "dense" and "incremental"
+  kinds on CPU; training steps were not measured and keep them) for 1x1
+  convolutions on maps larger than 6x6 and the incremental path's windows.
+  Measured interleaved on the 2-core CPU, bundled weights, a DE batch:
+  NiN 5 pixels incremental 1.69x and dense 1.64x, AllConv 3 pixels
+  incremental 1.60x. Tiny SAME maps keep the patch products (VGG16's 2x2 and
+  4x4 blocks ran 0.14x as XLA convolutions)."""
+  return (not _PATCH_PRODUCTS[0] and bool(_TRACING) and _TRACING[-1][0] in _XLA_CONV_KINDS
+          and tracing_options().get(_YNN_KEY) == _YNN_DOT[_YNN_KEY])
+
+
+# Kinds whose route was measured (training steps keep the patch products).
+_XLA_CONV_KINDS = ("dense", "incremental")
+
+
+_PATCH_PRODUCTS = [0]  # > 0 inside patch_products()
+
+
+@contextlib.contextmanager
+def patch_products():
+  """Within this block functions traced keep the patch products wherever they
+  took them before :func:`xla_convolutions_win` (the "before" of a
+  before/after measurement)."""
+  _PATCH_PRODUCTS[0] += 1
+  try:
+    yield
+  finally:
+    _PATCH_PRODUCTS[0] -= 1
+
+
 def jit(fun: Callable, kind: str, *, tuned: bool = True, **jit_kwargs) -> Callable:
   """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`options` for ``kind``
-  (``tuned=False``: XLA's defaults, for comparisons)."""
+  (``tuned=False``: XLA's defaults, for comparisons); while it traces ``fun``,
+  :func:`tracing_options` returns those options."""
   opts = options(kind) if tuned else {}
-  return jax.jit(fun, compiler_options=opts or None, **jit_kwargs)
+
+  @functools.wraps(fun)
+  def traced(*args, **kwargs):
+    _TRACING.append((kind, opts))
+    try:
+      return fun(*args, **kwargs)
+    finally:
+      _TRACING.pop()
+
+  return jax.jit(traced, compiler_options=opts or None, **jit_kwargs)
 
 
 # (id(owner), kind, options, key) -> (owner, jitted function), oldest first. An entry
@@ -99,8 +154,8 @@ _KEPT = 8
 def cached(owner, kind: str, key, make: Callable) -> Callable:
   """The jitted function ``make()`` (built with :func:`jit` for ``kind``),
   reused while ``owner`` (a model or predict callable: the very object),
-  ``key`` (whatever else its trace depends on, hashable) and the options for
-  ``kind`` stay the same.
+  ``key`` (whatever else its trace depends on, hashable), the options for
+  ``kind`` and :func:`patch_products` stay the same.
 
   ``jax.jit`` caches compilations per function object, and a loop made anew
   for each call (the attack engine's, an analysis's queries) compiled anew
@@ -108,7 +163,7 @@ def cached(owner, kind: str, key, make: Callable) -> Callable:
   attacks image after image with one model and settings. Weights are inputs
   of these functions, not part of them.
   """
-  full = (id(owner), kind, tuple(sorted(options(kind).items())), key)
+  full = (id(owner), kind, tuple(sorted(options(kind).items())), _PATCH_PRODUCTS[0] > 0, key)
   hit = _CACHE.pop(full, None)
   if hit is None or hit[0] is not owner:
     hit = (owner, make())

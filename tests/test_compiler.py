@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import compiler, models, train
-from onepixel_jax.models import incremental
+from onepixel_jax.models import incremental, patchconv
 from onepixel_jax.models.cifar import ConvBN, preprocess
 
 
@@ -83,3 +83,37 @@ def test_tuned_training_step_equals_default():
   np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5),
                          s1.params, s2.params)
+
+
+def test_tuned_forward_passes_take_xla_convolutions_for_1x1_kernels(monkeypatch):
+  """In a tuned forward pass on CPU (YNNPACK dot fusion) a 1x1 convolution on
+  an 8x8 map is XLA's own; with XLA's defaults, inside patch_products() or in
+  a training step it is the patch product (a dot), as before; a 3x3 one on a
+  4x4 map is the patch product in all. All agree."""
+  calls, seen = [], []
+  real = patchconv.conv_patches
+  monkeypatch.setattr(patchconv, "conv_patches", lambda *a, **k: calls.append(a[1].shape[0]) or real(*a, **k))
+  dn = ("NHWC", "HWIO", "NHWC")
+
+  def f(x, w1, w3):
+    seen.append(compiler.tracing_options())
+    y = patchconv.conv_general_dilated(x, w1, (1, 1), "SAME", dimension_numbers=dn)     # 8x8, 1x1
+    return patchconv.conv_general_dilated(y[:, :4, :4], w3, (1, 1), "SAME", dimension_numbers=dn)  # 4x4, 3x3
+
+  rng = np.random.default_rng(4)
+  args = (rng.standard_normal((3, 8, 8, 8), np.float32), rng.standard_normal((1, 1, 8, 6), np.float32),
+          rng.standard_normal((3, 3, 6, 5), np.float32))
+  cpu = jax.default_backend() == "cpu"
+  tuned = np.asarray(compiler.jit(f, "dense")(*args))
+  assert (calls, seen[-1]) == ([3] if cpu else [1, 3], compiler.options("dense"))
+  outs = []
+  for kind, tuned_ in (("dense", False), ("train", True)):
+    calls.clear()
+    outs.append(np.asarray(compiler.jit(f, kind, tuned=tuned_)(*args)))
+    assert calls == [1, 3]
+  calls.clear()
+  with compiler.patch_products():
+    outs.append(np.asarray(compiler.jit(f, "dense")(*args)))
+  assert calls == [1, 3] and seen[-1] == compiler.options("dense") and compiler.tracing_options() == {}
+  for out in outs:
+    np.testing.assert_allclose(tuned, out, rtol=1e-5, atol=1e-5)

@@ -61,6 +61,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from onepixel_jax import compiler
 from onepixel_jax.models import cifar, patchconv
 
 # A layer computes windows while its k windows cover less than this share of its output map.
@@ -300,7 +301,10 @@ def _window_layer(variables, layer, clean, values, pos):
   windows = jax.vmap(jax.vmap(one, (None, 0, 0, 0)))(padded, values, pos + lo, start)  # [B, P, k, ih, iw, C]
   x = windows.reshape(b * p * k, *inp, c)
   if isinstance(layer, Conv):
-    y = _conv_out(variables, layer, patchconv.conv_patches(x, _kernel(variables, layer), (s, s), "VALID"))
+    kernel = _kernel(variables, layer)
+    y = (lax.conv_general_dilated(x, kernel, (s, s), "VALID", dimension_numbers=_DN)
+         if compiler.xla_convolutions_win() else patchconv.conv_patches(x, kernel, (s, s), "VALID"))
+    y = _conv_out(variables, layer, y)
   else:
     y = _pool_sum_or_max(layer, x, [(0, 0), (0, 0)])
     if layer.kind == "avg":

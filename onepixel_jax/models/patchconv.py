@@ -14,7 +14,11 @@ can be given to ``flax.linen.Conv(conv_general_dilated=...)``: NHWC/HWIO
 convolutions without dilation or groups take the patch route when their output
 map has at most ``TINY_OUTPUT_PIXELS`` pixels or their kernel is 1x1
 (``POINTWISE_AS_DOT``), and XLA's convolution otherwise (it is the faster one
-on 8x8 maps and larger).
+on 8x8 maps and larger). In a function compiled with YNNPACK dot fusion
+(``compiler.xla_convolutions_win``: forward passes, not training) 1x1
+convolutions on maps larger than tiny are XLA's own instead (NiN's dense
+forward pass 1.56x); tiny maps keep the patch products (with XLA's
+convolution VGG16's forward pass ran 0.14x, AllConv's 6x6 1x1 layers 0.92x).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Sequence
 
 import jax.numpy as jnp
 from jax import lax
+
+from onepixel_jax import compiler
 
 # Output maps with at most this many pixels (6x6 and smaller) take the patch route;
 # measured per shape at batch 800 on the 2-core CPU (see experiments/benchmark.py).
@@ -96,7 +102,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   if plain:
     pads = padding_pairs(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
     oh, ow = _out_hw(lhs.shape[1:3], rhs.shape[:2], window_strides, pads)
-    if oh * ow <= TINY_OUTPUT_PIXELS or (POINTWISE_AS_DOT and rhs.shape[0] * rhs.shape[1] == 1):
+    if rhs.shape[0] * rhs.shape[1] == 1:
+      patch_route = POINTWISE_AS_DOT and not (compiler.xla_convolutions_win() and oh * ow > TINY_OUTPUT_PIXELS)
+    else:
+      patch_route = oh * ow <= TINY_OUTPUT_PIXELS
+    if patch_route:
       return conv_patches(lhs, rhs, tuple(window_strides), pads, precision)
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                                   rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
