@@ -21,6 +21,10 @@ gets the setting that wins for it:
   patch with all 25 taps at once (``incremental._conv_delta_layer``), ran
   0.84x and 0.91x with YNNPACK. :func:`incremental.compiler_kind` picks it.
 
+Model code reads the options of the function being traced
+(:func:`tracing_options`): under YNNPACK dots, forward passes take XLA's own
+convolution where the patch products ran before (:func:`xla_convolutions_win`).
+
 Not adopted, measured in the same runs: YNNPACK / XNNPACK / oneDNN for
 convolutions (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``: 83-95 against
 134 images/s), bfloat16 product operands (133 vs 134: XLA:CPU's convolutions
