@@ -122,7 +122,8 @@ def test_train_rates_trace_the_patch_products_variant_inside_the_switch(monkeypa
 
   def fake_variant(name, batch_size, tuned):
     step = lambda: inside.append(benchmark.compiler._PATCH_PRODUCTS[0] > 0)  # noqa: E731
-    return {"batch_size": batch_size, "tuned": tuned, "flops_per_step": 1e9, "parts": {"pipeline": lambda: None, "step": step}}
+    return {"batch_size": batch_size, "tuned": tuned, "flops_per_step": 1e9,
+            "parts": {"pipeline": lambda: None, "step": step}}
 
   monkeypatch.setattr(benchmark, "_train_variant", fake_variant)
   recs = benchmark.train_rates("allconv", (benchmark.TRAIN_AFTER, benchmark.TRAIN_AFTER_PATCHES), repeats=1,

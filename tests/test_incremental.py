@@ -184,54 +184,45 @@ def test_attack_incremental_equals_dense():
   np.testing.assert_allclose(inc.fitness_history, dense.fitness_history, rtol=0, atol=1e-6)
 
 
-def test_one_pixel_convolutions_by_linearity_and_windows_only(monkeypatch):
-  """k = 1 candidates take _conv_delta_layer through AllConv's stride-1 3x3
-  convolutions (and only those); windows_only() turns it off for what is
-  traced inside it and restores it after; both equal the dense network."""
-  model = _model("allconv")
+def _route_taken(monkeypatch, name, k, layer_fn, seed):
+  """The names of the layers that ``incremental.<layer_fn>`` computes for
+  ``k``-pixel candidates of ``name`` (edges, overlaps, repeats: ``_pixels``);
+  inside windows_only() it computes none and is restored after; both routes
+  equal the dense network."""
+  model = _model(name)
   layers = incremental.describe(model.module)
-  rng = np.random.default_rng(5)
+  rng = np.random.default_rng(seed)
   clean = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-  px = _pixels(rng, 2, 7, 1)
+  px = _pixels(rng, 2, 7, k)
   calls = []
-  real = incremental._conv_delta_layer
-  monkeypatch.setattr(incremental, "_conv_delta_layer",
-                      lambda v, layer, *a: calls.append(layer.name) or real(v, layer, *a))
+  real = getattr(incremental, layer_fn)
+  monkeypatch.setattr(incremental, layer_fn, lambda v, layer, *a: calls.append(layer.name) or real(v, layer, *a))
   # A new jit per call traces again (the switch is read at trace time); jitted, not op by op: faster.
   run = lambda: np.asarray(jax.jit(  # noqa: E731
       lambda v, c, x: incremental.logits_incremental(layers, v, c, x))(model.variables, clean, px))
   got = run()
-  assert calls == ["ConvBN_0", "ConvBN_1", "ConvBN_3", "ConvBN_4"]  # not the stride-2 ones; ConvBN_6 is dense
+  taken = list(calls)
   with incremental.windows_only():
     windows = run()
-  assert len(calls) == 4 and incremental.SHORTCUTS == incremental.ALL_SHORTCUTS
+  assert calls == taken and incremental.SHORTCUTS == incremental.ALL_SHORTCUTS
   dense = np.asarray(model.logits(model.variables, perturb.apply(clean[:, None], px).reshape(14, 32, 32, 3)))
   np.testing.assert_allclose(got, dense.reshape(2, 7, -1), atol=1e-4)
   np.testing.assert_allclose(windows, dense.reshape(2, 7, -1), atol=1e-4)
+  assert float(np.abs(dense - dense[:1]).max()) > 1e-4  # the candidates differ
+  return taken
+
+
+def test_one_pixel_convolutions_by_linearity_and_windows_only(monkeypatch):
+  """k = 1 candidates take _conv_delta_layer through AllConv's stride-1 3x3
+  convolutions (and only those); windows_only() turns it off."""
+  # Not the stride-2 ones; ConvBN_6 is dense.
+  taken = _route_taken(monkeypatch, "allconv", 1, "_conv_delta_layer", 5)
+  assert taken == ["ConvBN_0", "ConvBN_1", "ConvBN_3", "ConvBN_4"]
 
 
 def test_pointwise_convolutions_on_the_patches_and_windows_only(monkeypatch):
   """NiN's 1x1 convolutions take _pointwise_layer while they compute windows
-  (3 pixels: the four before its average pool), for k > 1 too (overlapping and
-  repeated pixels in ``_pixels``); windows_only() turns it off; both equal
-  the dense network."""
-  model = _model("nin")
-  layers = incremental.describe(model.module)
-  rng = np.random.default_rng(6)
-  clean = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-  px = _pixels(rng, 2, 7, 3)
-  calls = []
-  real = incremental._pointwise_layer
-  monkeypatch.setattr(incremental, "_pointwise_layer",
-                      lambda v, layer, *a: calls.append(layer.name) or real(v, layer, *a))
-  run = lambda: np.asarray(jax.jit(  # noqa: E731
-      lambda v, c, x: incremental.logits_incremental(layers, v, c, x))(model.variables, clean, px))
-  got = run()
-  assert calls == ["ConvBN_1", "ConvBN_2", "ConvBN_4", "ConvBN_5"]
-  with incremental.windows_only():
-    windows = run()
-  assert len(calls) == 4 and incremental.SHORTCUTS == incremental.ALL_SHORTCUTS
-  dense = np.asarray(model.logits(model.variables, perturb.apply(clean[:, None], px).reshape(14, 32, 32, 3)))
-  np.testing.assert_allclose(got, dense.reshape(2, 7, -1), atol=1e-4)
-  np.testing.assert_allclose(windows, dense.reshape(2, 7, -1), atol=1e-4)
-  assert float(np.abs(dense - dense[:, :1]).max()) > 1e-3  # the candidates differ
+  (3 pixels: the four before its average pool), for k > 1 too; windows_only()
+  turns it off."""
+  taken = _route_taken(monkeypatch, "nin", 3, "_pointwise_layer", 6)
+  assert taken == ["ConvBN_1", "ConvBN_2", "ConvBN_4", "ConvBN_5"]
