@@ -117,10 +117,7 @@ def _children() -> list[dict]:
 def _train() -> list[dict]:
   results = []
   for name in FLAGS.model:
-    variants = [benchmark.TRAIN_BEFORE, benchmark.TRAIN_AFTER]
-    if "xla_conv" in FLAGS.ablate:
-      variants.append(benchmark.TRAIN_AFTER_PATCHES)
-    for res in benchmark.train_rates(name, variants, repeats=FLAGS.repeats, peak=FLAGS.peak):
+    for res in benchmark.train_rates(name, repeats=FLAGS.repeats, peak=FLAGS.peak):
       print(json.dumps(res), flush=True)
       results.append(res)
   return results

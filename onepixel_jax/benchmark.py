@@ -31,7 +31,6 @@ step's three matrix products in float32 and with bfloat16 operands.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 
@@ -372,9 +371,6 @@ def product_rates(shapes=PRODUCT_SHAPES, repeats: int = 3, seed: int = 0) -> lis
 # default compilation) and the library's defaults now.
 TRAIN_BEFORE = {"batch_size": 256, "tuned": False}
 TRAIN_AFTER = {"batch_size": 128, "tuned": True}
-# The library's defaults with the patch products where they ran before XLA's
-# convolutions won under the tuned options (``compiler.patch_products``).
-TRAIN_AFTER_PATCHES = {"batch_size": 128, "tuned": True, "patch_products": True}
 
 
 def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> dict:
@@ -419,8 +415,7 @@ def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> di
 def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 3,
                 peak: bool = True) -> list[dict]:
   """Training throughput of ``name`` for each variant (``batch_size``,
-  ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults;
-  ``patch_products``: traced inside :func:`compiler.patch_products`), the
+  ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults), the
   variants measured interleaved in one process so that they share the
   machine's state; each figure is the best of ``repeats``.
 
@@ -433,10 +428,9 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
   """
   prepared = [_train_variant(name, v["batch_size"], v["tuned"]) for v in variants]
   best = [{part: float("inf") for part in p["parts"]} for p in prepared]
-  for v, p in zip(variants, prepared):  # compile (trace) and warm up
-    with compiler.patch_products() if v.get("patch_products") else contextlib.nullcontext():
-      for fn in p["parts"].values():
-        fn()
+  for p in prepared:  # compile and warm up
+    for fn in p["parts"].values():
+      fn()
   for _ in range(repeats):
     for p, b in zip(prepared, best):
       for part, fn in p["parts"].items():
@@ -445,11 +439,10 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
         b[part] = min(b[part], time.perf_counter() - t)
   peak_rate = peak_flops_per_s()[0] if peak else None
   out = []
-  for v, p, b in zip(variants, prepared, best):
+  for p, b in zip(prepared, best):
     n = p["batch_size"]
     rec = {"model": name, "batch_size": n,
            "xla_options": compiler.options("train") if p["tuned"] else {},
-           "patch_products": bool(v.get("patch_products")),
            **{f"{part}_images_per_s": round(n / t, 1) for part, t in b.items()},
            "end_to_end_images_per_s": round(n / (b["pipeline"] + b["step"]), 1),
            "gflops_per_step": round(p["flops_per_step"] / 1e9, 2)}

@@ -105,8 +105,8 @@ def xla_convolutions_win() -> bool:
   kinds on CPU; training steps were not measured and keep them) for 1x1
   convolutions on maps larger than 6x6 and the incremental path's windows.
   Measured interleaved on the 2-core CPU, bundled weights, a DE batch:
-  NiN 5 pixels incremental 1.69x and dense 1.64x, AllConv 3 pixels
-  incremental 1.60x. Tiny SAME maps keep the patch products (VGG16's 2x2 and
+  NiN 5 pixels incremental 1.44x and dense 1.65x, AllConv 3 pixels
+  incremental 1.39x (README, Speed). Tiny SAME maps keep the patch products (VGG16's 2x2 and
   4x4 blocks ran 0.14x as XLA convolutions)."""
   return (not _PATCH_PRODUCTS[0] and bool(_TRACING) and _TRACING[-1][0] in _XLA_CONV_KINDS
           and tracing_options().get(_YNN_KEY) == _YNN_DOT[_YNN_KEY])

@@ -117,21 +117,6 @@ def test_train_rates_derive_from_the_timed_parts(monkeypatch):
   assert rows[2].startswith("| allconv | 256 | defaults |") and rows[3].endswith("| 2.00x |")
 
 
-def test_train_rates_trace_the_patch_products_variant_inside_the_switch(monkeypatch):
-  inside = []
-
-  def fake_variant(name, batch_size, tuned):
-    step = lambda: inside.append(benchmark.compiler._PATCH_PRODUCTS[0] > 0)  # noqa: E731
-    return {"batch_size": batch_size, "tuned": tuned, "flops_per_step": 1e9,
-            "parts": {"pipeline": lambda: None, "step": step}}
-
-  monkeypatch.setattr(benchmark, "_train_variant", fake_variant)
-  recs = benchmark.train_rates("allconv", (benchmark.TRAIN_AFTER, benchmark.TRAIN_AFTER_PATCHES), repeats=1,
-                               peak=False)
-  assert inside[:2] == [False, True] and not any(inside[2:])  # warm-up (tracing) inside; timed calls outside
-  assert [r["patch_products"] for r in recs] == [False, True]
-
-
 def test_product_functions_compute_the_three_products_of_a_training_step():
   rng = np.random.default_rng(0)
   x, w, g = (rng.normal(size=s).astype(np.float32) for s in ((12, 5), (5, 3), (12, 3)))
