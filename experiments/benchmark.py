@@ -36,6 +36,13 @@ markdown table (``DIR/train_benchmark.json`` / ``.md`` with ``--out``).
 prints one JSON object per matrix product of a training step (AllConv's
 convolutions as products at batch 128, and a square one): GFLOP/s in float32
 and with bfloat16 operands (float32 results), and the CPU's bfloat16 flags.
+
+  python -m experiments.benchmark --conv_routes
+
+prints one JSON object per window convolution of the incremental path
+(``onepixel_jax.benchmark.CONV_SHAPES``) and option set (XLA's defaults, the
+tuned "incremental" options): GFLOP/s of XLA's convolution and of the two
+patch-product routes, and XLA's speedup over the faster of them.
 """
 
 import json
@@ -68,6 +75,8 @@ flags.DEFINE_boolean("train", False, "Measure training throughput (before / afte
 flags.DEFINE_boolean("products", False, "Measure a training step's matrix products (forward, weight and "
                      "input gradient of AllConv's convolutions as products) in float32 and with bfloat16 "
                      "operands.")
+flags.DEFINE_boolean("conv_routes", False, "Measure the incremental path's window convolutions by XLA's "
+                     "convolution and by patch products, with XLA's default and the tuned options.")
 flags.DEFINE_boolean("corner", False, "Measure the analyses' corner search (dense with XLA's defaults, "
                      "dense, incremental) instead of attacks.")
 flags.DEFINE_list("ablate", [], "Also measure the attack without each of these settings, one at a time: the "
@@ -133,6 +142,10 @@ def main(argv):
     return
   if FLAGS.products:
     for res in benchmark.product_rates(repeats=FLAGS.repeats):
+      print(json.dumps(res), flush=True)
+    return
+  if FLAGS.conv_routes:
+    for res in benchmark.convolution_rates(repeats=FLAGS.repeats):
       print(json.dumps(res), flush=True)
     return
   if FLAGS.train:

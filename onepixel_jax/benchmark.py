@@ -26,7 +26,9 @@ window (``incremental.windows_only``: without the window route's shortcuts,
 :func:`train_rates` measures training throughput, split into its parts, for
 the training settings before the training-speed work and the library's
 defaults now, interleaved in one process; :func:`product_rates`, a training
-step's three matrix products in float32 and with bfloat16 operands.
+step's three matrix products in float32 and with bfloat16 operands;
+:func:`convolution_rates`, the incremental path's window convolutions by XLA's
+convolution and by the patch products, with XLA's default and tuned options.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from jax import lax
 
 from onepixel_jax import compiler, models, train
 from onepixel_jax.attack import AttackConfig, attack, default_batch_size
-from onepixel_jax.models import incremental
+from onepixel_jax.models import incremental, patchconv
 from onepixel_jax.paper.reproduce import PAPER
 
 # Paper, Table VI: mean model evaluations per attack (1 pixel, CIFAR-10), and the
@@ -116,7 +118,6 @@ _PEAK_CONVS = ((800, 8, 256, 256), (800, 4, 512, 512), (800, 16, 128, 128))
 def peak_flops_per_s(repeats: int = 3) -> tuple[float, str]:
   """(FLOP/s, shape) of the fastest of a few large float32 matrix products and
   convolutions on the default device: the machine's practical peak."""
-  from onepixel_jax.models import patchconv
   rng = np.random.default_rng(0)
   best = (0.0, "")
   dn = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
@@ -361,6 +362,62 @@ def product_rates(shapes=PRODUCT_SHAPES, repeats: int = 3, seed: int = 0) -> lis
       for dt, t in secs.items():
         rec[f"{dt}_gflops_per_s"] = round(2 * m * k * n / t / 1e9, 2)
       rec["bfloat16_speedup"] = round(secs["float32"] / secs["bfloat16"], 2)
+      out.append(rec)
+  return out
+
+
+# Window convolutions of the incremental path, as (output side, kernel side, Cin,
+# Cout, batch) VALID convolutions: AllConv's 3x3 192 -> 192 on 6x6 and 8x8 outputs,
+# NiN's second 5x5 on an 8x8 window, and 3x3 convolutions with VGG16's tiny
+# 4x4 and 2x2 outputs.
+CONV_SHAPES = ((6, 3, 192, 192, 800), (8, 3, 192, 192, 800), (8, 5, 96, 192, 400),
+               (4, 3, 256, 256, 800), (2, 3, 512, 512, 800))
+CONV_ROUTES = ("xla", "shifted", "im2col")
+
+
+def convolution_functions(kind: str = "incremental", tuned: bool = True) -> dict:
+  """A VALID stride-1 NHWC/HWIO convolution by each route, compiled as ``kind``
+  (:func:`compiler.jit`; ``tuned=False``: XLA's default options): ``"xla"``
+  (``lax.conv_general_dilated``) and the patch products of
+  :func:`patchconv.conv_patches` (``"shifted"``, ``"im2col"``).
+  ``x: float32[N, h, w, Cin]``, ``w: float32[k, k, Cin, Cout]`` ->
+  ``float32[N, h - k + 1, w - k + 1, Cout]``."""
+  dn = ("NHWC", "HWIO", "NHWC")
+  fns = {"xla": lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=dn)}
+  for method in CONV_ROUTES[1:]:
+    fns[method] = functools.partial(patchconv.conv_patches, strides=(1, 1), padding="VALID", method=method)
+  return {name: compiler.jit(f, kind, tuned=tuned) for name, f in fns.items()}
+
+
+def convolution_rates(shapes=CONV_SHAPES, repeats: int = 3, kind: str = "incremental",
+                      seed: int = 0) -> list[dict]:
+  """GFLOP/s of each route of :func:`convolution_functions` per shape, compiled
+  with XLA's defaults and with the options tuned for ``kind``: which route wins
+  where (``compiler.xla_convolutions_win``, ``patchconv.TINY_OUTPUT_PIXELS``).
+  One dict per (shape, options): ``output``, ``kernel``, ``channels``,
+  ``batch``, ``options`` ("defaults" / "tuned") and ``xla_options``,
+  ``<route>_gflops_per_s``, ``xla_speedup`` (XLA's convolution over the faster
+  patch route) and ``max_abs_difference`` (largest difference of a route's
+  output from XLA's convolution: the routes compute the same sums).
+
+  A lead, not a verdict: inside a network small maps behave otherwise (XLA's
+  convolution on AllConv's 6x6 layer, 2.3x here, made its forward pass 0.53x;
+  README, Speed), so routes are chosen by the networks' forward passes."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for o, k, cin, cout, n in shapes:
+    x = jnp.asarray(rng.normal(size=(n, o + k - 1, o + k - 1, cin)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
+    flops = 2 * n * o * o * k * k * cin * cout
+    for tuned in (False, True):
+      fns = convolution_functions(kind, tuned)
+      ys = {name: f(x, w) for name, f in fns.items()}
+      rec = {"output": [o, o], "kernel": k, "channels": [cin, cout], "batch": n,
+             "options": "tuned" if tuned else "defaults", "xla_options": compiler.options(kind) if tuned else {}}
+      for name, f in fns.items():
+        rec[f"{name}_gflops_per_s"] = round(flops / _timed(lambda: f(x, w).block_until_ready(), repeats) / 1e9, 1)
+      rec["xla_speedup"] = round(rec["xla_gflops_per_s"] / max(rec[f"{m}_gflops_per_s"] for m in CONV_ROUTES[1:]), 2)
+      rec["max_abs_difference"] = float(max(jnp.max(jnp.abs(ys[m] - ys["xla"])) for m in CONV_ROUTES[1:]))
       out.append(rec)
   return out
 

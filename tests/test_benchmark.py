@@ -142,3 +142,27 @@ def test_product_rates_report_both_precisions_per_shape_and_product():
 def test_ablating_an_unknown_shortcut_fails_before_measuring(tiny):
   with pytest.raises(ValueError, match="unknown setting 'conv' to ablate"):
     benchmark.run(tiny, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2, ablate=("conv",))
+
+
+def test_convolution_routes_compute_the_same_convolution():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 6, 6, 4)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 4, 5)), jnp.float32)
+  xn, wn = np.asarray(x, np.float64), np.asarray(w, np.float64)
+  ref = sum(np.einsum("nhwc,cf->nhwf", xn[:, i:i + 4, j:j + 4], wn[i, j]) for i in range(3) for j in range(3))
+  for tuned in (False, True):
+    fns = benchmark.convolution_functions(tuned=tuned)
+    assert set(fns) == set(benchmark.CONV_ROUTES)
+    for name, f in fns.items():
+      np.testing.assert_allclose(np.asarray(f(x, w)), ref, rtol=1e-5, atol=1e-4, err_msg=name)
+
+
+def test_convolution_rates_report_every_route_with_both_option_sets():
+  recs = benchmark.convolution_rates(shapes=((4, 3, 8, 16, 2),), repeats=1)
+  assert [r["options"] for r in recs] == ["defaults", "tuned"]
+  assert recs[0]["xla_options"] == {} and recs[1]["xla_options"] == benchmark.compiler.options("incremental")
+  for r in recs:
+    assert (r["output"], r["kernel"], r["channels"], r["batch"]) == ([4, 4], 3, [8, 16], 2)
+    rates = [r[f"{m}_gflops_per_s"] for m in benchmark.CONV_ROUTES]
+    assert min(rates) > 0 and r["max_abs_difference"] < 1e-4
+    assert r["xla_speedup"] == pytest.approx(rates[0] / max(rates[1:]), rel=0.1, abs=0.1)  # rounded rates
