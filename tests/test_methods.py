@@ -96,12 +96,12 @@ def test_four_devices_match_one_device_for_every_method():
       import onepixel_jax as op
       from onepixel_jax import methods
       assert jax.local_device_count() == 4
-      im = images(6)
+      im = images(9)  # 9 attacks in slots of 4 over 4 devices: an uneven last batch
       for m in methods.METHODS:
         cfg = op.AttackConfig(method=m, popsize=16, generations=5, early_stop="misclassify")
-        one = op.attack(two_class, im, np.zeros(6, int), config=cfg, batch_size=4, devices=jax.devices()[:1],
+        one = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, devices=jax.devices()[:1],
                         progress=False)
-        four = op.attack(two_class, im, np.zeros(6, int), config=cfg, batch_size=4, progress=False)
+        four = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, progress=False)
         assert_same(one, four)
       print("OK")
   """)
