@@ -9,8 +9,9 @@ kill), OUT/tables.md (ours beside the paper's numbers) and OUT/figures/
 (Fig. 5 histogram, Figs. 6-7 heat maps: PNG, PDF and the JSON they are drawn
 from). ``python -m analysis.redraw OUT/figures`` redraws the figures from
 their JSON without rerunning anything. Before running, it measures each
-network's attack rate here and prints the estimated hours of every run
-(``--estimate_only`` stops there); ``--report_only`` regenerates tables.md
+network's attack rate here and prints the estimated hours of what every run
+has left (a resumed run's attacks are expected to cost what its finished ones
+did; ``--estimate_only`` stops there); ``--report_only`` regenerates tables.md
 and the figures from the results files already in OUT, running no attack.
 """
 
@@ -41,8 +42,9 @@ flags.DEFINE_string("out", None, "Output directory.")
 flags.mark_flag_as_required("out")
 
 
-def _rates(tables, cfg) -> dict[tuple[str, int], float]:
-  """Attack queries per second of each (network, pixels) the tables need,
+def _rates(tables, cfg, done) -> dict[tuple[str, int], float]:
+  """Attack queries per second of each (network, pixels) the tables still
+  need (runs whose ``done`` records are complete are skipped),
   measured with a short run of the preset's population and that many pixels
   (a 5-pixel attack goes dense early and runs ~4x slower than a 1-pixel one).
   Five generations: with two, a call's fixed costs (the clean pass, the first
@@ -51,7 +53,8 @@ def _rates(tables, cfg) -> dict[tuple[str, int], float]:
   rates, loaded = {}, {}
   for run in reproduce.runs_for(tables, FLAGS.network):
     key = (run.model, run.pixels)
-    if key in rates or reproduce.available(run.model):
+    if key in rates or len(done.get(run.name, [])) >= reproduce.planned_attacks(run, cfg) \
+        or reproduce.available(run.model):
       continue
     if run.model not in loaded:
       loaded[run.model] = models.load(run.model)
@@ -78,7 +81,8 @@ def main(argv):
     if FLAGS.report_only:
       print(reproduce.write_report(tables, cfg, FLAGS.out, {}, command))
       return
-    print(json.dumps(reproduce.estimate_hours(tables, cfg, _rates(tables, cfg)), indent=1), flush=True)
+    done = reproduce.read_runs(tables, FLAGS.out)
+    print(json.dumps(reproduce.estimate_hours(tables, cfg, _rates(tables, cfg, done), done), indent=1), flush=True)
     if FLAGS.estimate_only:
       return
     md = reproduce.reproduce(tables, cfg, FLAGS.out, command=command, networks=FLAGS.network)

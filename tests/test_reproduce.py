@@ -80,6 +80,19 @@ def test_estimate_hours_counts_attacks_and_budget():
   assert est["total"]["attacks"] == 370
 
 
+def test_estimate_hours_counts_what_is_left_at_the_cost_of_the_finished_attacks():
+  cfg = reproduce.preset("cpu-paper")
+  done = {"iv_allconv": [{"queries": 40_400}] * 60 + [{"queries": 400}] * 10,
+          "viii_allconv": [{"queries": 40_400}] * 100}  # complete
+  est = reproduce.estimate_hours(["4", "8"], cfg, {"allconv": 1000.0}, done)
+  mean = (60 * 40_400 + 10 * 400) / 70
+  assert est["iv_allconv"]["attacks"] == 270 and est["iv_allconv"]["remaining"] == 200
+  assert est["iv_allconv"]["expected_hours"] == round(200 * mean / 1000 / 3600, 2)
+  assert est["iv_allconv"]["max_hours"] == round(200 * 40_400 / 1000 / 3600, 2)
+  assert est["viii_allconv"]["remaining"] == 0 and est["viii_allconv"]["max_hours"] == 0
+  assert est["total"]["remaining"] == 200 and est["total"]["attacks"] == 370
+
+
 def test_estimate_hours_uses_the_rate_of_each_runs_pixel_count():
   cfg = reproduce.preset("cpu-paper")
   est = reproduce.estimate_hours(["5"], cfg, {("nin", 5): 100.0, ("nin", 1): 1000.0, "allconv": 500.0})

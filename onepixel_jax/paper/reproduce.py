@@ -87,6 +87,14 @@ def planned_images(run, cfg) -> int | None:
   return n or None
 
 
+def planned_attacks(run, cfg) -> int:
+  """Attacks (random searches: images) ``run`` makes under ``cfg``: 9 per
+  image when targeted (every other class); all drawn images where the
+  attacked ones are not fixed in advance (an upper bound)."""
+  images = planned_images(run, cfg) or cfg.num_images
+  return images * (9 if run.targeted and not run.random else 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
   name: str
@@ -305,39 +313,44 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
   return "\n".join(lines)
 
 
-def estimate_hours(tables, cfg, rates: dict) -> dict[str, dict]:
+def estimate_hours(tables, cfg, rates: dict, done: dict[str, list[dict]] | None = None) -> dict[str, dict]:
   """CPU (or device) hours of each run the tables need, before running it.
 
   ``rates``: attack queries per second per ``(model, pixels)`` (e.g. from
   ``benchmark.attack_queries_per_s`` with that many pixels), or per model
-  name for every pixel count. A DE attack is expected to cost the
-  paper's mean evaluations per attack (Table VI) and costs at most the
-  budget's ``max_queries``; a random search costs ``random_trials`` per image.
-  Where a preset draws images rather than counting attacked ones, all drawn
-  images are counted (an upper bound). Returns ``{run name: {attacks,
+  name for every pixel count. ``done``: the records already in each run
+  (:func:`read_runs`); only the attacks still to run are counted. A DE
+  attack is expected to cost the mean queries of the run's finished attacks
+  or, before any, the paper's mean evaluations per attack (Table VI: its
+  networks stopped early far more often than the bundled ones, whose Table
+  IV attacks all used the whole budget), and costs at most the budget's
+  ``max_queries``; a random search costs ``random_trials`` per image. Where
+  a preset draws images rather than counting attacked ones, all drawn images
+  are counted (an upper bound). Returns ``{run name: {attacks, remaining,
   expected_hours, max_hours}}`` plus ``"total"``; runs of models without a
   rate are left out.
   """
   budget = AttackConfig(popsize=cfg.popsize, generations=cfg.generations).max_queries
-  out, total = {}, {"attacks": 0, "expected_hours": 0.0, "max_hours": 0.0}
+  done = done or {}
+  out, total = {}, {"attacks": 0, "remaining": 0, "expected_hours": 0.0, "max_hours": 0.0}
   for run in runs_for(tables):
     rate = rates.get((run.model, run.pixels), rates.get(run.model))
     if not rate:
       continue
-    images = planned_images(run, cfg) or cfg.num_images
+    attacks, finished = planned_attacks(run, cfg), done.get(run.name, [])
     if run.random:
-      attacks, expected = images, cfg.random_trials
-      most = expected
+      expected = most = cfg.random_trials
     else:
-      attacks = images * (9 if run.targeted else 1)
       most = budget
-      expected = min(PAPER["vi"][run.model][0], budget)
-    rec = {"attacks": attacks, "expected_hours": attacks * expected / rate / 3600,
-           "max_hours": attacks * most / rate / 3600}
-    out[run.name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in rec.items()}
+      expected = (np.mean([r["queries"] for r in finished]) if finished
+                  else min(PAPER["vi"][run.model][0], budget))
+    remaining = max(attacks - len(finished), 0)
+    rec = {"attacks": attacks, "remaining": remaining, "expected_hours": remaining * expected / rate / 3600,
+           "max_hours": remaining * most / rate / 3600}
+    out[run.name] = {k: round(float(v), 2) if isinstance(v, float) else v for k, v in rec.items()}
     for k in total:
       total[k] += rec[k]
-  out["total"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in total.items()}
+  out["total"] = {k: round(float(v), 2) if isinstance(v, float) else v for k, v in total.items()}
   return out
 
 
