@@ -22,7 +22,9 @@ def run_module(module: str, *args, timeout: int = 300, env=None) -> subprocess.C
 
 def run_on_host_devices(script: str, devices: int = 4, timeout: int = 600) -> subprocess.CompletedProcess:
   """Runs a Python ``script`` (source text) from the repository root with
-  ``devices`` simulated CPU devices (XLA's host platform device count)."""
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+  ``devices`` simulated CPU devices (XLA's host platform device count; the
+  suite's other ``XLA_FLAGS`` kept)."""
+  flags = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
   return subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                         timeout=timeout)
