@@ -89,15 +89,23 @@ def test_batch_size_does_not_change_results(method):
   assert_same(a, b)
 
 
-def test_four_devices_match_one_device_for_every_method():
-  script = textwrap.dedent("""
+# One method per kind of state the engine shards: the corner subclasses (prioritized,
+# learned) keep their parents' state and differ in its initial values only.
+SHARDED_FAMILIES = ("de", "random", "corner", "sparse_rs", "guided_corners")
+
+
+def test_four_devices_match_one_device_for_every_method_family():
+  families = {type(methods.make(op.AttackConfig(method=m), H, W)) for m in SHARDED_FAMILIES}
+  for m in methods.METHODS:  # every other method asks and tells as its family does
+    cls = type(methods.make(op.AttackConfig(method=m), H, W))
+    assert any(issubclass(cls, f) and (cls.ask, cls.tell) == (f.ask, f.tell) for f in families), m
+  script = textwrap.dedent(f"""
       import numpy as np, jax
       from tests.synthetic import two_class, assert_same, random_images as images
       import onepixel_jax as op
-      from onepixel_jax import methods
       assert jax.local_device_count() == 4
       im = images(9)  # 9 attacks in slots of 4 over 4 devices: an uneven last batch
-      for m in methods.METHODS:
+      for m in {SHARDED_FAMILIES!r}:
         cfg = op.AttackConfig(method=m, popsize=16, generations=5, early_stop="misclassify")
         one = op.attack(two_class, im, np.zeros(9, int), config=cfg, batch_size=4, devices=jax.devices()[:1],
                         progress=False)
