@@ -81,7 +81,7 @@ def main(argv):
     if FLAGS.report_only:
       print(reproduce.write_report(tables, cfg, FLAGS.out, {}, command))
       return
-    done = reproduce.read_runs(tables, FLAGS.out)
+    done = reproduce.read_runs(reproduce.TABLES, FLAGS.out)  # other runs inform a new one's cost
     print(json.dumps(reproduce.estimate_hours(tables, cfg, _rates(tables, cfg, done), done), indent=1), flush=True)
     if FLAGS.estimate_only:
       return

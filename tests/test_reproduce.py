@@ -91,6 +91,9 @@ def test_estimate_hours_counts_what_is_left_at_the_cost_of_the_finished_attacks(
   assert est["iv_allconv"]["max_hours"] == round(200 * 40_400 / 1000 / 3600, 2)
   assert est["viii_allconv"]["remaining"] == 0 and est["viii_allconv"]["max_hours"] == 0
   assert est["total"]["remaining"] == 200 and est["total"]["attacks"] == 370
+  # A run not begun: at the cost of the same network's finished targeted attacks (Table IV's for Table V).
+  est = reproduce.estimate_hours(["5"], cfg, {"allconv": 1000.0}, done)
+  assert est["v_allconv_3px"]["expected_hours"] == round(270 * mean / 1000 / 3600, 2)
 
 
 def test_estimate_hours_uses_the_rate_of_each_runs_pixel_count():
