@@ -414,9 +414,9 @@ def convolution_rates(shapes=CONV_SHAPES, repeats: int = 3, kind: str = "increme
       ys = {name: f(x, w) for name, f in fns.items()}
       rec = {"output": [o, o], "kernel": k, "channels": [cin, cout], "batch": n,
              "options": "tuned" if tuned else "defaults", "xla_options": compiler.options(kind) if tuned else {}}
-      for name, f in fns.items():
-        rec[f"{name}_gflops_per_s"] = round(flops / _timed(lambda: f(x, w).block_until_ready(), repeats) / 1e9, 1)
-      rec["xla_speedup"] = round(rec["xla_gflops_per_s"] / max(rec[f"{m}_gflops_per_s"] for m in CONV_ROUTES[1:]), 2)
+      rates = {name: flops / _timed(lambda: f(x, w).block_until_ready(), repeats) / 1e9 for name, f in fns.items()}
+      rec.update({f"{name}_gflops_per_s": float(f"{r:.3g}") for name, r in rates.items()})  # tiny shapes too
+      rec["xla_speedup"] = round(rates["xla"] / max(rates[m] for m in CONV_ROUTES[1:]), 2)
       rec["max_abs_difference"] = float(max(jnp.max(jnp.abs(ys[m] - ys["xla"])) for m in CONV_ROUTES[1:]))
       out.append(rec)
   return out
