@@ -324,8 +324,9 @@ def estimate_hours(tables, cfg, rates: dict, done: dict[str, list[dict]] | None 
   before any, of the same network's finished DE attacks with the same
   targeting in other runs; before those, the paper's mean evaluations per
   attack (Table VI: its networks stopped early far more often than the
-  bundled ones, whose Table IV attacks all used the whole budget). It costs at most the budget's
-  ``max_queries``; a random search costs ``random_trials`` per image. Where
+  bundled ones, whose Table IV attacks all used the whole budget). It costs
+  at most the budget's ``max_queries``; a random search costs
+  ``random_trials`` per image. Where
   a preset draws images rather than counting attacked ones, all drawn images
   are counted (an upper bound). Returns ``{run name: {attacks, remaining,
   expected_hours, max_hours}}`` plus ``"total"``; runs of models without a
