@@ -12,6 +12,8 @@ models/ (inputs); analysis/ and paper/ (what is done with attacks); figures
 (every drawing); train, benchmark.
 """
 
+__version__ = "0.1.0"
+
 import importlib
 import importlib.abc
 import importlib.util
@@ -21,7 +23,7 @@ import warnings
 from onepixel_jax.attack import AttackConfig, attack, attack_iter
 from onepixel_jax.results import AttackResult
 
-__all__ = ["AttackConfig", "AttackResult", "attack", "attack_iter", "models", "data"]
+__all__ = ["AttackConfig", "AttackResult", "attack", "attack_iter", "models", "data", "__version__"]
 
 _SUBMODULES = ("models", "data", "de", "perturb", "results", "job", "figures", "analysis", "paper", "train", "compiler",
                "benchmark")

@@ -80,3 +80,24 @@ def test_public_names():
     assert op.models.load is not None and op.data.load is not None and op.AttackResult is op.results.AttackResult
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
     op.nope  # noqa: B018
+
+
+def test_the_installable_package_ships_every_module_and_data_file():
+  """pyproject.toml's package finder reaches every module (each folder with
+  Python files is a package), its package-data patterns cover every other
+  file the library reads (checkpoints, their metadata, the corner prior),
+  and the version and dependencies each have one source."""
+  import fnmatch
+  import tomllib
+
+  cfg = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+  patterns = cfg["package-data"]["onepixel_jax"]
+  files = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+  data = [p.relative_to(PACKAGE).as_posix() for p in files if p.suffix not in (".py", ".pyc")]
+  assert "weights/allconv.msgpack" in data and "weights/corner_prior_allconv.json" in data
+  assert [f for f in data if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []
+  assert cfg["packages"]["find"]["include"] == ["onepixel_jax*"]
+  assert [str(p) for p in files if p.suffix == ".py" and not (p.parent / "__init__.py").exists()] == []
+  assert cfg["dynamic"] == {"version": {"attr": "onepixel_jax.__version__"},
+                            "dependencies": {"file": ["requirements.txt"]}}
+  assert op.__version__.count(".") == 2
