@@ -539,3 +539,29 @@ def _geometry(d):
   ax.set_title(f"rho = {r['rho'] if r['rho'] is None else round(r['rho'], 2)} (n = {r['n']} classes)", fontsize=9)
   fig.suptitle(d.get("title", "the 'long, thin boundary' note, tested with probing"), fontsize=9)
   return _finish(fig, d)
+
+
+@_drawer("pixel_subsets")
+def _pixel_subsets(d):
+  """How many of a k-pixel success's pixels it needs (``analysis.pixel_subsets``).
+
+  ``d``: {"title", "pixels": k, "minimal_size_counts": {size: records},
+  "subset_success_share_by_size": {size: share}}.
+  """
+  k = int(d["pixels"])
+  sizes = np.arange(1, k + 1)
+  counts = np.asarray([d["minimal_size_counts"].get(str(s), 0) for s in sizes], float)
+  share = np.asarray([np.nan if d["subset_success_share_by_size"].get(str(s)) is None
+                      else d["subset_success_share_by_size"][str(s)] for s in sizes], float)
+  fig, axes = _subplots(1, 2, figsize=(9, 3.4))
+  axes[0].bar(sizes, counts)
+  axes[0].set_xlabel("fewest of its pixels that still succeed")
+  axes[0].set_ylabel("successful attacks")
+  axes[0].set_xticks(sizes)
+  axes[1].plot(sizes, share, marker="o")
+  axes[1].set_ylim(0, 1.05)
+  axes[1].set_xlabel("pixels kept (every subset of that size)")
+  axes[1].set_ylabel("share of subsets that succeed")
+  axes[1].set_xticks(sizes)
+  fig.suptitle(d.get("title", "pixels a success needs"), fontsize=9)
+  return _finish(fig, d)

@@ -7,7 +7,8 @@ import pytest
 from tests.helpers import run_module
 
 
-@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions", "search_curves", "verify"])
+@pytest.mark.parametrize("script", ["probe", "vulnerability", "open_questions", "search_curves", "verify",
+                                    "pixel_subsets"])
 def test_bad_model_is_one_line(script, tmp_path):
   out = tmp_path / "out"
   proc = run_module(f"analysis.{script}", "--model=resnet", f"--out={out}", timeout=120)
@@ -88,3 +89,49 @@ def test_search_curves_rejects_unknown_method(tmp_path):
   assert proc.returncode != 0
   assert "unknown method 'cma'" in proc.stderr.strip().splitlines()[-1]
   assert not (tmp_path / "x").exists()
+
+
+def test_pixel_subsets_of_a_results_file(tmp_path):
+  """Successes with 2+ pixels from --results, each subset's verdict equal to
+  the model's prediction on that subset's image; one-line errors otherwise."""
+  import numpy as np
+
+  import onepixel_jax as op
+  from onepixel_jax import perturb
+  from onepixel_jax.analysis import pixel_subsets
+
+  # Sample 7 (a frog) becomes a bird with the middle pixel alone (the demo's find).
+  pert = [[3, 3, 0, 0, 0], [14, 16, 255, 232, 228], [28, 5, 250, 10, 10]]
+  recs = [{"id": 7, "label": 6, "target": None, "success": True, "perturbation": pert},
+          {"id": 3, "label": 0, "target": None, "success": False, "perturbation": pert},
+          {"id": 5, "label": 8, "target": None, "success": True, "perturbation": pert[1:2]}]
+  path = tmp_path / "results.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+  out = tmp_path / "subsets"
+  proc = run_module("analysis.pixel_subsets", f"--results={path}", "--num_images=2", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  got = json.loads((out / "pixel_subsets_summary.json").read_text())
+  (row,) = got["records"]
+  model = op.models.load("allconv")
+  images, _ = op.data.load_cifar10("samples")
+  masks = pixel_subsets.subsets(3)
+  subs = pixel_subsets.subset_perturbations(np.array(pert), masks)
+  predicted = np.asarray(model.predict(perturb.apply(np.repeat(images[7:8], len(masks), 0), subs))).argmax(1)
+  wins = predicted != 6
+  first = int(np.argmax(wins))
+  assert row == {"id": 7, "label": 6, "target": None, "minimal_size": int(masks[first].sum()),
+                 "minimal_pixels": np.flatnonzero(masks[first]).tolist(), "full_set_succeeds": bool(wins[-1]),
+                 "succeeding_subsets": int(wins.sum())}
+  assert wins[-1] and row["minimal_size"] == 1  # the record reproduces; the frog pixel alone suffices
+  assert (out / "pixel_subsets.png").stat().st_size > 1000
+  assert "1 successful 3-pixel attacks, 1 reproduced: 1 need 1, 0 need 2, 0 need 3" in proc.stdout
+  # Nothing to analyse: empty outputs, and the output says why.
+  path.write_text(json.dumps(recs[2]) + "\n")
+  none = run_module("analysis.pixel_subsets", f"--results={path}", "--num_images=2", f"--out={tmp_path / 'x'}")
+  assert none.returncode == 0 and "no successful attack with 2 or more pixels" in none.stdout, none.stderr[-2000:]
+  empty = json.loads((tmp_path / "x" / "pixel_subsets_summary.json").read_text())
+  assert empty["records"] == [] and empty["summary"]["records"] == 0 and (tmp_path / "x" / "pixel_subsets.png").exists()
+  # A 1-pixel attack asked for: one line, nothing written.
+  one = run_module("analysis.pixel_subsets", "--pixels=1", f"--out={tmp_path / 'y'}")
+  assert one.returncode != 0 and "--pixels must be at least 2" in one.stderr.splitlines()[-1]
+  assert not (tmp_path / "y").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from onepixel_jax import AttackResult, figures
-from onepixel_jax.analysis import corner_search, open_questions, probe, search_curves, verify
+from onepixel_jax.analysis import corner_search, open_questions, pixel_subsets, probe, search_curves, verify
 from tests import synthetic as syn
 from tests.helpers import ROOT
 from tests.synthetic import record
@@ -37,6 +37,9 @@ def outputs():
   firsts = [dict(record(None), first_success_query=q) for q in (3, -1)]
   figs.update(search_curves.outputs({"de": firsts, "corner": firsts[::-1]}, 40, {"model": "m"},
                                     {0: True}).figures)
+  subsets = pixel_subsets.evaluate(syn.red_pixel, images[:2], np.array([[red, red], [red, [0, 0, 0, 0, 255]]]),
+                                   [0, 0], [None, 2])
+  figs.update(pixel_subsets.outputs(subsets, [1, 2], ("a", "b", "c"), {"model": "m"}).figures)
   return figs
 
 

@@ -15,6 +15,8 @@
   summary and an attack's recall against them.
 * ``open_questions``: the paper's open questions (population, generations,
   class-pair imbalance).
+* ``pixel_subsets``: how many of a k-pixel success's pixels it needs (every
+  subset of its pixels, evaluated).
 """
 
 from __future__ import annotations
