@@ -13,7 +13,7 @@ from absl import flags
 
 from onepixel_jax import figures, results
 from onepixel_jax.analysis import Outputs, inputs
-from onepixel_jax.attack import AttackConfig
+from onepixel_jax.attack import AttackConfig, attack
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "allconv", "Network: allconv, nin, vgg16 (bundled checkpoints).")
@@ -64,6 +64,18 @@ def read_records(path: str, inp: inputs.Inputs) -> list[dict]:
     raise ValueError(f"{path}: record id {bad[0]} is outside --data={inp.data} ({n} images); "
                      f"pass the --data the attacks ran on")
   return recs
+
+
+def records_or_attack(inp: inputs.Inputs, config: AttackConfig) -> tuple[list[dict], str, list[str]]:
+  """``--results``' records, or else non-targeted attacks with ``config`` on
+  ``inp``'s images (written to ``OUT/attacks.jsonl``): ``(records, where they
+  come from, files written)``."""
+  if FLAGS.results:
+    return read_records(FLAGS.results, inp), FLAGS.results, []
+  recs = attack(inp.model, inp.images, inp.labels, None, config, FLAGS.seed, ids=inp.ids).records()
+  pixels = f"{config.pixels} pixels, " if config.pixels > 1 else ""
+  source = f"non-targeted DE, {pixels}population {config.popsize}, <= {config.generations} generations"
+  return recs, source, [write_records("attacks.jsonl", recs)]
 
 
 def write_records(name: str, records: list[dict]) -> str:

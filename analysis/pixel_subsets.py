@@ -25,7 +25,7 @@ from absl import app, flags
 
 from analysis import common
 from onepixel_jax.analysis import pixel_subsets
-from onepixel_jax.attack import AttackConfig, attack
+from onepixel_jax.attack import AttackConfig
 
 FLAGS = flags.FLAGS
 common.define_io(20, "runs/analysis/pixel_subsets")
@@ -43,16 +43,8 @@ def main(argv):
     if FLAGS.pixels < 2:
       raise ValueError(f"--pixels must be at least 2 (a 1-pixel success has no smaller subset), got {FLAGS.pixels}")
     inp = common.load_inputs()
-    written = []
-    if FLAGS.results:
-      recs = common.read_records(FLAGS.results, inp)
-      source = FLAGS.results
-    else:
-      cfg = AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations)
-      res = attack(inp.model, inp.images, inp.labels, None, cfg, FLAGS.seed, ids=inp.ids)
-      recs = res.records()
-      written.append(common.write_records("attacks.jsonl", recs))
-      source = f"non-targeted DE, {cfg.pixels} pixels, population {cfg.popsize}, <= {cfg.generations} generations"
+    recs, source, written = common.records_or_attack(
+        inp, AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations))
     recs = pixel_subsets.successful_records(recs)
     k = {len(r["perturbation"]) for r in recs}
     if len(k) > 1:

@@ -27,7 +27,7 @@ from absl import app, flags
 
 from analysis import common
 from onepixel_jax.analysis import probe
-from onepixel_jax.attack import AttackConfig, attack
+from onepixel_jax.attack import AttackConfig
 
 FLAGS = flags.FLAGS
 common.define_io(10, "runs/analysis/probe")
@@ -46,16 +46,8 @@ def main(argv):
 
   def body():
     inp = common.load_inputs()
-    written = []
-    if FLAGS.results:
-      recs = common.read_records(FLAGS.results, inp)
-      source = FLAGS.results
-    else:
-      cfg = AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations)
-      res = attack(inp.model, inp.images, inp.labels, None, cfg, FLAGS.seed, ids=inp.ids)
-      recs = res.records()
-      written.append(common.write_records("attacks.jsonl", recs))
-      source = f"non-targeted DE, population {cfg.popsize}, <= {cfg.generations} generations"
+    recs, source, written = common.records_or_attack(
+        inp, AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations))
     recs = probe.select(recs)  # successes, and the best candidate of each image no attack fooled
     if not recs:
       raise ValueError("nothing to probe: none of the drawn images is classified correctly (draw more with "
