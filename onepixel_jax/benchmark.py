@@ -143,6 +143,7 @@ def peak_flops_per_s(repeats: int = 3) -> tuple[float, str]:
 ABLATIONS = {
     "pointwise": (lambda: incremental.without_shortcuts("pointwise"), False),
     "delta": (lambda: incremental.without_shortcuts("delta"), False),
+    "early_dense": (lambda: incremental.without_shortcuts("early_dense"), False),
     "xla_conv": (compiler.patch_products, True),
 }
 

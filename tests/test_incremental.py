@@ -83,7 +83,12 @@ def test_incremental_equals_dense(name, k):
 def test_window_sizes_follow_the_receptive_field():
   allconv = incremental.describe(models.create("allconv"))
   assert incremental.window_sizes(allconv, 1) == [(3, 3), (5, 5), (4, 4), (6, 6), (8, 8), (5, 5)] + ["dense"] * 4
-  assert incremental.window_sizes(allconv, 3)[:6] == [(3, 3), (5, 5), (4, 4), (6, 6), (8, 8), "dense"]
+  # k > 1: windows give way once they would cover 70% of the map (3 x 8x8 of 16x16: 75%) ...
+  assert incremental.window_sizes(allconv, 3)[:5] == [(3, 3), (5, 5), (4, 4), (6, 6), "dense"]
+  assert incremental.window_sizes(allconv, 3, dense_fraction=1.0)[:6] == [(3, 3), (5, 5), (4, 4), (6, 6), (8, 8), "dense"]
+  with incremental.without_shortcuts("early_dense"):  # ... and without the shortcut, at 100%, as one pixel's
+    assert incremental.window_sizes(allconv, 3)[:6] == [(3, 3), (5, 5), (4, 4), (6, 6), (8, 8), "dense"]
+  assert incremental.default_dense_fraction(1) == 1.0 and incremental.default_dense_fraction(3) == 0.7
   nin = incremental.window_sizes(incremental.describe(models.create("nin")), 1)
   assert nin == [(5, 5)] * 3 + [(4, 4)] + [(8, 8)] * 3 + [(5, 5)] + [(7, 7)] * 3 + ["dense"]
   vgg = incremental.window_sizes(incremental.describe(models.create("vgg16")), 1)
@@ -223,7 +228,8 @@ def test_one_pixel_convolutions_by_linearity_and_windows_only(monkeypatch):
 
 def test_pointwise_convolutions_on_the_patches_and_windows_only(monkeypatch):
   """NiN's 1x1 convolutions take _pointwise_layer while they compute windows
-  (3 pixels: the four before its average pool), for k > 1 too; windows_only()
-  turns it off."""
+  (3 pixels: the two of its first block; its second 5x5 convolution goes
+  dense, its three windows covering 75% of the map), for k > 1 too;
+  windows_only() turns it off."""
   taken = _route_taken(monkeypatch, "nin", 3, "_pointwise_layer", 6)
-  assert taken == ["ConvBN_1", "ConvBN_2", "ConvBN_4", "ConvBN_5"]
+  assert taken == ["ConvBN_1", "ConvBN_2"]

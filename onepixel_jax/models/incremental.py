@@ -26,9 +26,12 @@ windows are recomputed, layer by layer:
   tuples at the same pixel wins, as in ``perturb.apply``). Outside the union
   of its patches the candidate's map equals the clean map, so this is exact.
 * A layer becomes dense when its ``k`` windows would cover at least
-  ``DENSE_FRACTION`` of its output map (or it is global: global average
+  ``default_dense_fraction(k)`` of its output map (or it is global: global average
   pooling, flatten, dense): the patches are written into the clean map and the
-  rest of the network runs dense on ``B * P`` maps.
+  rest of the network runs dense on ``B * P`` maps. One pixel's windows run
+  until they would cover the whole map (``DENSE_FRACTION``); ``k > 1`` pixels'
+  give way at ``MULTI_PIXEL_DENSE_FRACTION`` (the "early_dense" shortcut), as
+  each of their windows also copies a patch-wide margin.
 * One pixel (k = 1) through a stride-1 convolution with a kernel wider than
   1x1: by linearity, the clean map's pre-activation window plus the
   convolution of the patch's change alone (``_conv_delta_layer``), which
@@ -64,13 +67,22 @@ from jax import lax
 from onepixel_jax import compiler
 from onepixel_jax.models import cifar, patchconv
 
-# A layer computes windows while its k windows cover less than this share of its output map.
+# A layer computes one pixel's windows while they cover less than this share of its output map.
 DENSE_FRACTION = 1.0
+# The same for k > 1 pixels ("early_dense"). Measured on the 2-core CPU, the
+# incremental pass of a DE batch (population 400, the attack's slots), bundled
+# weights, both plans compiled in one process and timed interleaved (best of
+# 5) against 1.0: NiN 3 pixels 2.66x (its 5x5 convolution at 16x16 went dense),
+# VGG16 3 pixels 1.23x, AllConv 3 pixels 1.08-1.17x, AllConv and VGG16 5
+# pixels 1.08x and 1.06x; 0.5 or 0.4 gained nothing more (VGG16 3 pixels
+# 1.02x over 0.7, AllConv 3 pixels 1.03x over 1.0).
+MULTI_PIXEL_DENSE_FRACTION = 0.7
 # The window route's shortcuts: "pointwise" (``_pointwise_layer``: 1x1
-# convolutions on the patches themselves) and "delta" (``_conv_delta_layer``:
-# one-pixel candidates' stride-1 convolutions by linearity). SHORTCUTS holds
-# those in use, all but inside ``without_shortcuts()`` / ``windows_only()``.
-ALL_SHORTCUTS = frozenset({"pointwise", "delta"})
+# convolutions on the patches themselves), "delta" (``_conv_delta_layer``:
+# one-pixel candidates' stride-1 convolutions by linearity) and "early_dense"
+# (``MULTI_PIXEL_DENSE_FRACTION``). SHORTCUTS holds those in use, all but
+# inside ``without_shortcuts()`` / ``windows_only()``.
+ALL_SHORTCUTS = frozenset({"pointwise", "delta", "early_dense"})
 SHORTCUTS = ALL_SHORTCUTS
 
 _BN_EPSILON = 1e-5  # cifar.ConvBN's nn.BatchNorm epsilon
@@ -427,15 +439,29 @@ def _densify(clean, values, pos):
   return full.reshape(b * p, *full.shape[2:])
 
 
+def default_dense_fraction(pixels: int) -> float:
+  """The share of a layer's output map at which ``pixels`` windows give way
+  to the dense layer: ``DENSE_FRACTION`` for one pixel, for more
+  ``MULTI_PIXEL_DENSE_FRACTION`` (while the "early_dense" shortcut is on)."""
+  return MULTI_PIXEL_DENSE_FRACTION if pixels > 1 and "early_dense" in SHORTCUTS else DENSE_FRACTION
+
+
+def _windows_fit(pixels: int, win, out_hw, fraction: float | None) -> bool:
+  """Whether ``pixels`` windows of ``win`` cover less than ``fraction`` (default
+  :func:`default_dense_fraction`) of an ``out_hw`` map: the layer computes windows."""
+  fraction = default_dense_fraction(pixels) if fraction is None else fraction
+  return pixels * win[0] * win[1] < fraction * out_hw[0] * out_hw[1]
+
+
 def window_sizes(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32),
-                 dense_fraction: float = DENSE_FRACTION) -> list:
+                 dense_fraction: float | None = None) -> list:
   """Per layer: the (h, w) of each pixel's window, or 'dense' (for docs and tests)."""
   hw, patch, out = tuple(input_hw), (1, 1), []
   dense = False
   for layer in layers:
     if not dense and isinstance(layer, (Conv, Pool)):
       _, out_hw, win, _ = _window_plan(layer, hw, patch)
-      dense = pixels * win[0] * win[1] >= dense_fraction * out_hw[0] * out_hw[1]
+      dense = not _windows_fit(pixels, win, out_hw, dense_fraction)
       if not dense:
         out.append(win)
         hw, patch = out_hw, win
@@ -458,14 +484,16 @@ def compiler_kind(layers: Sequence[Layer], pixels: int = 1, input_hw=(32, 32)) -
 
 
 def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturbations,
-                       dense_fraction: float = DENSE_FRACTION):
+                       dense_fraction: float | None = None):
   """Logits of every perturbed image, recomputing only the windows its changed pixels reach.
 
   Args:
     layers: the network's description (``describe``).
     clean_images: uint8[B, H, W, 3].
     perturbations: int[B, P, k, 5] valid (x, y, r, g, b) tuples (``perturb.to_perturbations``).
-    dense_fraction: see ``DENSE_FRACTION``; 0 computes everything dense.
+    dense_fraction: the share of a layer's map at which the windows give way
+      to the dense layer (default :func:`default_dense_fraction` of ``k``); 0
+      computes everything dense.
   Returns:
     float32[B, P, C], equal to the dense model's logits on
     ``perturb.apply(clean_images[:, None], perturbations)`` to float tolerance.
@@ -479,7 +507,7 @@ def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturb
   for layer in layers:
     if x is None and isinstance(layer, (Conv, Pool)):
       _, out_hw, win, _ = _window_plan(layer, clean.shape[1:3], values.shape[3:5])
-      if k * win[0] * win[1] < dense_fraction * out_hw[0] * out_hw[1]:
+      if _windows_fit(k, win, out_hw, dense_fraction):
         values, pos = _window_fn(layer, values)(variables, layer, clean, values, pos)
         clean = dense_layer(variables, layer, clean)
         continue
@@ -490,7 +518,7 @@ def logits_incremental(layers: Sequence[Layer], variables, clean_images, perturb
 
 
 def apply_incremental(layers: Sequence[Layer], variables, clean_images, perturbations,
-                      dense_fraction: float = DENSE_FRACTION):
+                      dense_fraction: float | None = None):
   """float32[B, P, C] softmax probabilities of ``logits_incremental``."""
   return jax.nn.softmax(logits_incremental(layers, variables, clean_images, perturbations, dense_fraction), axis=-1)
 
