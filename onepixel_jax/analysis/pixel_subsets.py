@@ -75,9 +75,8 @@ class SubsetResult:
     """int[N]: the fewest pixels of each perturbation that succeed (0 where
     no subset does). A subset may succeed where the full set does not (a
     later tuple overwriting a succeeding one): ``success[:, -1]`` says."""
-    k = self.masks.shape[1]
-    fewest = np.where(self.success, self.sizes[None], k + 1).min(axis=1, initial=k + 1)
-    return np.where(fewest <= k, fewest, 0)
+    first = self.minimal_subset
+    return np.where(first >= 0, self.sizes[np.maximum(first, 0)], 0)
 
   @property
   def minimal_subset(self) -> np.ndarray:
@@ -154,6 +153,5 @@ def outputs(res: SubsetResult, ids, class_names, meta: dict, note: str = "") -> 
            f"({s['records']} successes)")
   fig = {"title": title, "pixels": s["pixels"], "minimal_size_counts": s["minimal_size_counts"],
          "subset_success_share_by_size": s["subset_success_share_by_size"], "note": note}
-  return Outputs(json={"pixel_subsets_summary.json": {**meta, "class_names": list(class_names), "summary": s,
-                                              "records": rows}},
-                 figures={"pixel_subsets": ("pixel_subsets", fig)})
+  summary_json = {**meta, "class_names": list(class_names), "summary": s, "records": rows}
+  return Outputs(json={"pixel_subsets_summary.json": summary_json}, figures={"pixel_subsets": ("pixel_subsets", fig)})
