@@ -73,7 +73,7 @@ DENSE_FRACTION = 1.0
 # incremental pass of a DE batch (population 400, the attack's slots), bundled
 # weights, both plans compiled in one process and timed interleaved (best of
 # 5) against 1.0: NiN 3 pixels 2.66x (its 5x5 convolution at 16x16 went dense),
-# VGG16 3 pixels 1.23x, AllConv 3 pixels 1.08-1.17x, AllConv and VGG16 5
+# VGG16 3 pixels 1.23x, AllConv 3 pixels 1.06-1.17x, AllConv and VGG16 5
 # pixels 1.08x and 1.06x; 0.5 or 0.4 gained nothing more (VGG16 3 pixels
 # 1.02x over 0.7, AllConv 3 pixels 1.03x over 1.0).
 MULTI_PIXEL_DENSE_FRACTION = 0.7
