@@ -18,12 +18,19 @@ def success_rate(records) -> float:
   return float(np.mean([r["success"] for r in records])) if records else float("nan")
 
 
-def nontargeted_from_targeted(records) -> float:
-  """The paper's headline non-targeted rate from targeted runs: the share of
-  attacked images for which at least one of the targeted attacks succeeded."""
+def fooled_images(records) -> dict:
+  """``{image id: whether at least one of its attacks succeeded}`` over the
+  images ``records`` attack."""
   fooled = defaultdict(bool)
   for r in records:
     fooled[r["id"]] |= bool(r["success"])
+  return dict(fooled)
+
+
+def nontargeted_from_targeted(records) -> float:
+  """The paper's headline non-targeted rate from targeted runs: the share of
+  attacked images for which at least one of the targeted attacks succeeded."""
+  fooled = fooled_images(records)
   return float(np.mean(list(fooled.values()))) if fooled else float("nan")
 
 
@@ -103,9 +110,7 @@ def estimates(records) -> dict:
   k = sum(bool(r["success"]) for r in records)
   out["success"] = (k / n if n else float("nan"), wilson_interval(k, n), n)
   if records and records[0]["target"] is not None:
-    fooled = defaultdict(bool)
-    for r in records:
-      fooled[r["id"]] |= bool(r["success"])
+    fooled = fooled_images(records)
     m, j = len(fooled), sum(fooled.values())
     out["nontargeted_from_targeted"] = (j / m if m else float("nan"), wilson_interval(j, m), m)
   probs = [r["adversarial_prob"] for r in records if r["success"]]
