@@ -44,6 +44,22 @@ def test_report_rows_are_the_known_answers():
   assert "| vgg16 | targeted success | - | - | 0 | 16.48% | - |" in md
 
 
+def test_report_names_each_networks_accuracy_beside_the_papers():
+  cfg = reproduce.preset("cpu-paper")
+  md = reproduce.report(["4"], cfg, {"iv_allconv": IV}, {},
+                        accuracies={"allconv": (0.8575, 0.856), "nin": (0.8566, 0.872)})
+  line = next(l for l in md.splitlines() if l.startswith("Networks attacked"))
+  assert "allconv 85.75% (paper 85.6%)," in line and "nin 85.66% (paper 87.2%: below the paper's)." in line
+  assert "vgg16" not in line
+  assert not any(l.startswith("Networks attacked") for l in reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})
+                 .splitlines())
+  # The accuracies come from the bundled checkpoints' metadata, one source.
+  meta = models.metadata("nin")
+  assert reproduce.network_accuracies(["nin", "no_such_net"]) == {
+      "nin": (meta["test_accuracy"], meta["paper_test_accuracy"])}
+  assert meta["sha256"] == models.sha256_file(models.WEIGHTS_DIR / "nin.msgpack")
+
+
 def test_incomplete_runs_carry_their_count():
   cfg = reproduce.preset("cpu-paper")  # 30 images per targeted run: 270 attacks
   md = reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})
@@ -139,6 +155,10 @@ def test_tables_and_figures(setup, only_allconv, tmp_path):
   md = reproduce.reproduce(["4", "6", "7", "8"], tiny(setup), out, progress=False, log=lambda *a: None)
   assert "no bundled checkpoint for 'nin'" in md and "no bundled checkpoint for 'vgg16'" in md
   assert open(os.path.join(out, "tables.md")).read() == md
+  # Only the networks whose runs are in the report are named, with their metadata's accuracy.
+  acc = models.metadata("allconv")["test_accuracy"]
+  line = next(l for l in md.splitlines() if l.startswith("Networks attacked"))
+  assert f"allconv {100 * acc:.2f}%" in line and "nin" not in line and "vgg16" not in line
   # Every cell of a run that ran holds our number: here the targeted success of AllConv.
   recs = results.read(os.path.join(out, "iv_allconv", "results.jsonl"))
   ours = 100 * np.mean([r["success"] for r in recs])

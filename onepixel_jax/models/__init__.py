@@ -64,7 +64,7 @@ IMAGENET_MODELS = frozenset(INPUT_SIZES)
 
 __all__ = ["Model", "AllConv", "ConvSmall", "NiN", "VGG16", "EfficientNetLite0", "AlexNet", "CIFAR10_CLASSES",
            "WEIGHTS_DIR", "INPUT_SIZES", "IMAGENET_MODELS", "names", "create", "input_size",
-           "init_variables", "load", "save_checkpoint", "sha256_file"]
+           "init_variables", "load", "metadata", "save_checkpoint", "sha256_file"]
 
 
 def names() -> tuple[str, ...]:
@@ -135,6 +135,14 @@ def _read_variables(module: nn.Module, path: pathlib.Path, expected_sha256: str 
       raise ValueError(f"checkpoint {path} does not match the architecture at "
                        f"{jax.tree_util.keystr(kp)}: shape {np.shape(r)} != {t.shape}")
   return jax.tree_util.tree_map(lambda r: jnp.asarray(r, jnp.float32), restored)
+
+
+def metadata(name: str) -> dict:
+  """The bundled checkpoint's metadata (``onepixel_jax/weights/<name>.json``:
+  ``test_accuracy``, ``paper_test_accuracy``, ``sha256``, its training
+  lineage, ...); ``{}`` where no checkpoint of ``name`` ships."""
+  path = WEIGHTS_DIR / f"{name}.json"
+  return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def load(name: str, checkpoint: str | os.PathLike | None = None) -> Model:

@@ -215,8 +215,33 @@ def read_runs(tables, out_dir: str, skipped=()) -> dict[str, list[dict]]:
   return recs
 
 
+def network_accuracies(names) -> dict[str, tuple[float, float | None]]:
+  """``{name: (test accuracy, the paper's)}`` of the bundled networks among
+  ``names``, from their checkpoints' metadata (``models.metadata``); networks
+  without a bundled checkpoint or a recorded accuracy are left out."""
+  out = {}
+  for name in names:
+    meta = models.metadata(name)
+    if meta.get("test_accuracy") is not None:
+      out[name] = (meta["test_accuracy"], meta.get("paper_test_accuracy"))
+  return out
+
+
+def _networks_line(accuracies: dict) -> str:
+  """One sentence naming each attacked network's accuracy beside the paper's."""
+  def one(name, ours, paper):
+    if paper is None:
+      return f"{name} {100 * ours:.2f}%"
+    below = ": below the paper's" if ours < paper else ""
+    return f"{name} {100 * ours:.2f}% (paper {100 * paper:.1f}%{below})"
+  return ("Networks attacked, as bundled (test accuracy from each checkpoint's metadata, "
+          "`onepixel_jax/weights/<name>.json`): "
+          + ", ".join(one(n, *a) for n, a in accuracies.items())
+          + ". Every number below describes these networks, not the paper's.")
+
+
 def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str = "",
-           figure_files=(), earlier: dict | None = None) -> str:
+           figure_files=(), earlier: dict | None = None, accuracies: dict | None = None) -> str:
   """The markdown of ``tables.md``: in every row ours, its 95% interval
   (Wilson for rates, normal for means), n, the paper's number and whether the
   paper's number lies inside our interval; rows of runs still going carry
@@ -229,6 +254,8 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       runs made with weights other than those bundled now (``earlier_weights``):
       their rows are marked and listed, so a table never passes off an earlier
       network's numbers as the current one's.
+    accuracies: ``{network: (test accuracy, the paper's)}`` (``network_accuracies``),
+      named in one line above the tables, each marked where it is below the paper's.
   """
   earlier = earlier or {}
   est = {name: metrics.estimates(r) for name, r in recs.items() if r}
@@ -268,6 +295,8 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       "in ours." + (f" Last written by: `{command}`" if command else ""),
       "",
   ]
+  if accuracies:
+    lines += [_networks_line(accuracies), ""]
   if earlier:
     lines += ["Rows marked \"(earlier weights)\" come from runs made with other weights than the "
               "networks bundled now (weights sha256 of the run, then of the bundled network): "
@@ -424,7 +453,10 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
     listed.append(os.path.join("figures", name + ".png"))
   listed += [os.path.join(n, "examples.png") for n, r in recs.items()
              if r and r[0]["target"] is not None and os.path.exists(os.path.join(out_dir, n, "examples.png"))]
-  md = report(tables, cfg, recs, skipped, command, listed, earlier_weights(out_dir, recs))
+  earlier = earlier_weights(out_dir, recs)
+  bundled = {run.model for run in runs_for(tables) if recs.get(run.name) and run.name not in earlier}
+  md = report(tables, cfg, recs, skipped, command, listed, earlier,
+              network_accuracies([m for m in CIFAR_MODELS if m in bundled]))
   with open(os.path.join(out_dir, "tables.md"), "w") as f:
     f.write(md)
   return md
