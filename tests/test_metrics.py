@@ -62,3 +62,24 @@ def test_evaluations_and_distortion():
 def test_summary_of_nothing_is_nan_not_an_error():
   s = metrics.summary([])
   assert s["num_attacks"] == 0 and np.isnan(s["success_rate"])
+
+
+def test_targeted_profile_known_answers():
+  # Image 0 (cat=3) reaches dog at 95% (the early stop fired at 800 evaluations; one white pixel)
+  # and frog at 60% after the whole budget (one pixel off the cube's corners); image 1 (ship=8) nothing.
+  pixel = {5: [[1, 2, 255, 255, 255]], 6: [[3, 4, 0, 128, 255]]}
+  recs = ([dict(rec(0, 3, t, t in (5, 6), queries=800 if t == 5 else 40400),
+                target_prob={5: 0.95, 6: 0.6}.get(t, 0.1), perturbation=pixel.get(t, [[0, 0, 0, 0, 0]]))
+           for t in range(10) if t != 3]
+          + [dict(rec(1, 8, t, False, queries=40400), target_prob=0.2, perturbation=[[5, 5, 9, 9, 9]])
+             for t in range(10) if t != 8])
+  p = metrics.targeted_profile(recs, budget=40400)
+  assert (p["images"], p["fooled"], p["attacks"], p["successes"]) == (2, 1, 18, 2)
+  assert p["targets_per_image"] == 1.0 and p["targets_per_fooled_image"] == 2.0
+  assert p["stopped_early"] == 1 and p["reached_threshold"] == 1 and p["max_target_prob"] == 0.95
+  assert p["from_class"].tolist() == [0, 0, 0, 2, 0, 0, 0, 0, 0, 0]
+  assert p["to_class"].tolist() == [0, 0, 0, 0, 0, 1, 1, 0, 0, 0]
+  # Only successful perturbations count: the failures' black pixel [0, 0, 0] is not one.
+  assert (p["corner_pixels"], p["success_pixels"]) == (1, 2)
+  # A stricter threshold: nothing reached it, though the attack still ended early.
+  assert metrics.targeted_profile(recs, budget=40400, threshold=0.99)["reached_threshold"] == 0

@@ -60,6 +60,21 @@ def test_report_names_each_networks_accuracy_beside_the_papers():
   assert meta["sha256"] == models.sha256_file(models.WEIGHTS_DIR / "nin.msgpack")
 
 
+def test_report_profiles_the_targeted_runs():
+  cfg = reproduce.preset("cpu")  # 1,100 evaluations per attack: IV's 800-evaluation successes stopped early
+  pixel = {5: [[1, 2, 255, 0, 255]], 6: [[3, 4, 10, 0, 255]]}
+  recs = [dict(r, target_prob={5: 0.95, 6: 0.6}.get(r["target"], 0.1) if r["id"] == 0 else 0.2,
+               perturbation=pixel.get(r["target"], [[0, 0, 0, 0, 0]]) if r["id"] == 0 else [[0, 0, 0, 0, 0]])
+          for r in IV]
+  md = reproduce.report(["4"], cfg, {"iv_allconv": recs}, {})
+  # 1 of 2 images fooled, 2 successes: 1.00 per image (paper 0.1982 x 9 = 1.78), 2.00 per fooled image
+  # (1.78 / 0.6871 = 2.60); 2 of 18 stopped early; both start from cat, one ends at dog and one at frog.
+  assert ("| allconv, 1 px (IV) | 1 of 2 | 1.00 (1.78) | 2.00 (2.60) | 2 of 18 | 95.00% | cat 2 "
+          "| dog 1, frog 1 | 1 of 2 |") in md
+  # Without records of a targeted run, no profile section.
+  assert "Under the targeted cells" not in reproduce.report(["7"], cfg, {}, {})
+
+
 def test_incomplete_runs_carry_their_count():
   cfg = reproduce.preset("cpu-paper")  # 30 images per targeted run: 270 attacks
   md = reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})

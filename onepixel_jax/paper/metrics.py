@@ -74,6 +74,44 @@ def pair_counts(records, num_classes: int = 10) -> np.ndarray:
   return m
 
 
+def corner_pixels(records) -> tuple[int, int]:
+  """(pixels of successful perturbations at a corner of the colour cube, every
+  channel 0 or 255; all pixels of successful perturbations). A record's
+  ``perturbation`` is ``[[x, y, r, g, b], ...]``."""
+  pixels = [p for r in records if r["success"] for p in r["perturbation"]]
+  return sum(all(c in (0, 255) for c in p[2:]) for p in pixels), len(pixels)
+
+
+def targeted_profile(records, budget: int, threshold: float = 0.9) -> dict:
+  """What lies under a targeted run's cells (Tables IV-VI): per image and per
+  fooled image, how many targets succeed; how often the paper's early stop
+  fired (the target's probability past ``threshold``, ending the attack
+  before its ``budget`` of evaluations) and the highest target probability
+  any attack's best candidate reached; which classes the successes start from
+  and end at (``int[C]`` counts, the margins of Figs. 6-7); and how many of
+  their pixels are colour-cube corners (``corner_pixels``).
+
+  Args:
+    records: targeted records, each with ``target_prob`` (the best
+      candidate's probability of the target) and ``perturbation``.
+    budget: the most evaluations an attack may use (40,400 in the paper).
+  """
+  fooled = fooled_images(records)
+  successes = sum(bool(r["success"]) for r in records)
+  pairs = pair_counts(records)
+  corners, pixels = corner_pixels(records)
+  return {
+      "images": len(fooled), "fooled": sum(fooled.values()), "attacks": len(records), "successes": successes,
+      "targets_per_image": successes / len(fooled) if fooled else float("nan"),
+      "targets_per_fooled_image": successes / sum(fooled.values()) if any(fooled.values()) else float("nan"),
+      "stopped_early": sum(r["queries"] < budget for r in records),
+      "reached_threshold": sum(r["target_prob"] > threshold for r in records),
+      "max_target_prob": max((r["target_prob"] for r in records), default=float("nan")),
+      "from_class": pairs.sum(1), "to_class": pairs.sum(0),
+      "corner_pixels": corners, "success_pixels": pixels,
+  }
+
+
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
 
 
