@@ -98,7 +98,9 @@ def draw(data: dict, stem: str, formats=FORMATS) -> list[str]:
   fig = DRAW[kind](data)
   paths = []
   for ext in formats:
-    fig.savefig(stem + ext, dpi=100 if ext == ".png" else None, bbox_inches="tight")
+    # No creation date in a PDF: redrawing the same data writes the same bytes (no churn in committed figures).
+    fig.savefig(stem + ext, dpi=100 if ext == ".png" else None, bbox_inches="tight",
+                metadata={"CreationDate": None} if ext == ".pdf" else None)
     paths.append(stem + ext)
   return paths
 
