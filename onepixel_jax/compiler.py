@@ -4,18 +4,29 @@ XLA takes options per compilation (``jax.jit(f, compiler_options=...)``), not
 only process-wide through ``XLA_FLAGS``, so each kind of compiled function
 gets the setting that wins for it:
 
-- ``"train"`` (the training step) and ``"dense"`` (whole-network forward
-  passes: evaluation, dense attacks): XLA:CPU's YNNPACK back end for dot
-  products, ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT``.
-  Measured on AllConv, batch 128, 2 cores, one process, interleaved: training
-  step ~1.5x (87 -> 134 images/s), and its backward pass is where it wins.
+- ``"train"`` (the training step): XLA:CPU's YNNPACK back end for dot
+  products and reductions, ``xla_cpu_experimental_ynn_fusion_type=
+  LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE``. The option replaces
+  XLA's default list, which holds the reductions alone: naming DOT alone
+  took them off YNNPACK, and batch norm's sums fell back to XLA's loop
+  emitter (AllConv's 32x32x96 batch norm and ReLU, forward and backward:
+  62 ms by default, 203 ms with DOT alone, 63 ms with both). Measured on
+  AllConv, batch 128, 2 cores (Intel Xeon, AVX-512), one process,
+  interleaved: 45.5 images/s with XLA's defaults at batch 256, 89.1 with
+  DOT, 126.7 with DOT and REDUCE (125.8 adding ELTWISE).
+- ``"dense"`` (whole-network forward passes: evaluation, dense attacks):
+  YNNPACK for dot products, ``LIBRARY_FUSION_TYPE_DOT``: AllConv's forward
+  pass 1.66x (README, Speed). Adding REDUCE left the dense attack's rate as
+  it was (531 / 533 queries/s), so forward passes keep DOT alone.
 - ``"incremental"`` (sparse incremental attack inference): YNNPACK for dot
   products too. Measured on the 2-core CPU: ``apply_incremental`` on a DE
   batch (population 400, the attack's default slots) compiled with no option
   and with YNNPACK, 2-3 interleaved repeats each, noisy to ~10%: AllConv 1 pixel 1.04x and
   1.12x, 3 pixels 1.11x and 1.29x; VGG16 1 pixel 1.31x and 1.42x, 3 pixels
   1.18x; NiN 3 pixels 1.17x, 5 pixels 1.09x and 1.11x. (An earlier version of
-  the incremental path measured 432 -> 375 queries/s on AllConv.)
+  the incremental path measured 432 -> 375 queries/s on AllConv.) Adding
+  REDUCE made it slower: AllConv 1 pixel 0.85x, 3 pixels 0.89x, VGG16 1
+  pixel 0.79x (trained weights, interleaved, one process).
 - ``"incremental_wide_delta"``: no option. The one exception measured: NiN's
   one-pixel path, whose 5x5 convolutions run as products of each changed
   patch with all 25 taps at once (``incremental._conv_delta_layer``), ran
@@ -49,10 +60,11 @@ KINDS = ("train", "dense", "incremental", "incremental_wide_delta")
 
 _YNN_KEY = "xla_cpu_experimental_ynn_fusion_type"
 _YNN_DOT = {_YNN_KEY: "LIBRARY_FUSION_TYPE_DOT"}
+_YNN_DOT_REDUCE = {_YNN_KEY: "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 # (backend, kind) -> XLA DebugOptions overrides.
 _OPTIONS: dict[tuple[str, str], dict] = {
-    ("cpu", "train"): _YNN_DOT,
+    ("cpu", "train"): _YNN_DOT_REDUCE,
     ("cpu", "dense"): _YNN_DOT,
     ("cpu", "incremental"): _YNN_DOT,
     ("cpu", "incremental_wide_delta"): {},
@@ -114,6 +126,17 @@ def xla_convolutions_win() -> bool:
 
 # Kinds whose route was measured (training steps keep the patch products).
 _XLA_CONV_KINDS = ("dense", "incremental")
+
+
+def strided_convolutions_as_patches() -> bool:
+  """Whether strided convolutions take one im2col product (``models.patchconv``)
+  in the function being traced: in tuned training steps (YNNPACK options),
+  where the backward pass of XLA's strided convolution is slow. AllConv's
+  two stride-2 layers, forward and backward, batch 128, one process: 159 ->
+  124 ms (32x32, 96 -> 96) and 97 -> 88 ms (16x16, 192 -> 192); the whole
+  step 119.8 -> 128.5 images/s (README, "Compiler options per compiled
+  function, and training speed")."""
+  return bool(_TRACING) and _TRACING[-1][0] == "train" and _YNN_KEY in tracing_options()
 
 
 _PATCH_PRODUCTS = [0]  # > 0 inside patch_products()

@@ -14,7 +14,11 @@ from onepixel_jax.models.cifar import ConvBN, preprocess
 
 def test_options_per_kind_and_switch(monkeypatch):
   if jax.default_backend() == "cpu":
-    assert compiler.options("train") == compiler.options("dense") == compiler.options("incremental") != {}
+    assert compiler.options("dense") == compiler.options("incremental") != {}
+    # Training adds YNNPACK's reductions (batch norm's sums) to its dot products.
+    ynn = "xla_cpu_experimental_ynn_fusion_type"
+    assert compiler.options("train")[ynn].split(",") == [compiler.options("dense")[ynn],
+                                                         "LIBRARY_FUSION_TYPE_REDUCE"]
     assert compiler.options("incremental_wide_delta") == {}
   assert compiler.options("train", backend="tpu") == {}
   monkeypatch.setenv("ONEPIXEL_XLA_OPTIONS", "0")
@@ -117,3 +121,26 @@ def test_tuned_forward_passes_take_xla_convolutions_for_1x1_kernels(monkeypatch)
   assert calls == [1, 3] and seen[-1] == compiler.options("dense") and compiler.tracing_options() == {}
   for out in outs:
     np.testing.assert_allclose(tuned, out, rtol=1e-5, atol=1e-5)
+
+
+def test_tuned_training_steps_take_im2col_for_strided_convolutions(monkeypatch):
+  """In a tuned training step on CPU a stride-2 3x3 convolution is one im2col
+  product; with XLA's defaults and in forward passes it is XLA's own. Values
+  and gradients agree."""
+  methods = []
+  real = patchconv.conv_patches
+  monkeypatch.setattr(patchconv, "conv_patches",
+                      lambda *a, **k: methods.append(k.get("method", "shifted")) or real(*a, **k))
+  dn = ("NHWC", "HWIO", "NHWC")
+  rng = np.random.default_rng(5)
+  x, w = rng.standard_normal((2, 16, 16, 4), np.float32), rng.standard_normal((3, 3, 4, 6), np.float32)
+  r = rng.standard_normal((2, 8, 8, 6), np.float32)
+  loss = lambda x, w: jnp.sum(patchconv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn) * r)
+  grads = jax.value_and_grad(loss, argnums=(0, 1))
+  tuned = compiler.jit(grads, "train")(x, w)
+  assert methods == (["im2col"] if jax.default_backend() == "cpu" else [])
+  for kind, tuned_ in (("train", False), ("dense", True)):
+    methods.clear()
+    other = compiler.jit(grads, kind, tuned=tuned_)(x, w)
+    assert methods == []
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4), tuned, other)

@@ -19,6 +19,9 @@ on 8x8 maps and larger). In a function compiled with YNNPACK dot fusion
 convolutions on maps larger than tiny are XLA's own instead (NiN's dense
 forward pass 1.56x); tiny maps keep the patch products (with XLA's
 convolution VGG16's forward pass ran 0.14x, AllConv's 6x6 1x1 layers 0.92x).
+In tuned training steps strided convolutions take one im2col product
+(``compiler.strided_convolutions_as_patches``: XLA's backward pass of a
+strided convolution is the slow part).
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       patch_route = oh * ow <= TINY_OUTPUT_PIXELS
     if patch_route:
       return conv_patches(lhs, rhs, tuple(window_strides), pads, precision)
+    if tuple(window_strides) != (1, 1) and compiler.strided_convolutions_as_patches():
+      return conv_patches(lhs, rhs, tuple(window_strides), pads, precision, method="im2col")
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                                   rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                                   feature_group_count=feature_group_count, batch_group_count=batch_group_count,
