@@ -71,6 +71,9 @@ def test_report_profiles_the_targeted_runs():
   # (1.78 / 0.6871 = 2.60); 2 of 18 stopped early; both start from cat, one ends at dog and one at frog.
   assert ("| allconv, 1 px (IV) | 1 of 2 | 1.00 (1.78) | 2.00 (2.60) | 2 of 18 | 95.00% | cat 2 "
           "| dog 1, frog 1 | 1 of 2 |") in md
+  # A run made with other weights is marked here as in its table.
+  marked = reproduce.report(["4"], cfg, {"iv_allconv": recs}, {}, earlier={"iv_allconv": ("0" * 64, "1" * 64)})
+  assert "| allconv, 1 px (IV) (earlier weights) | 1 of 2 |" in marked
   # Without records of a targeted run, no profile section.
   assert "Under the targeted cells" not in reproduce.report(["7"], cfg, {}, {})
 

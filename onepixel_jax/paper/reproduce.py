@@ -339,8 +339,9 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
     lines.append("")
   targeted = [(f"iv_{m}", f"{m}, 1 px (IV)", PAPER["iv"][m]) for m in CIFAR_MODELS if "4" in tables or "6" in tables]
   targeted += [(name, f"{label} (V)", PAPER["v"][key]) for name, key, label in _V_RUNS if "5" in tables]
-  profile_rows = [_profile_row(label, metrics.targeted_profile(recs[name], cfg.popsize * (cfg.generations + 1),
-                                                               AttackConfig().target_threshold), p)
+  budget = cfg.popsize * (cfg.generations + 1)
+  profile_rows = [_profile_row(label + (" (earlier weights)" if name in earlier else ""),
+                               metrics.targeted_profile(recs[name], budget, AttackConfig().target_threshold), p)
                   for name, label, p in targeted if name not in skipped and recs.get(name)
                   and all("target_prob" in r and "perturbation" in r for r in recs[name])]
   if profile_rows:
