@@ -78,6 +78,12 @@ def records_or_attack(inp: inputs.Inputs, config: AttackConfig) -> tuple[list[di
   return recs, source, [write_records("attacks.jsonl", recs)]
 
 
+def describe(inp: inputs.Inputs, records: list[dict]) -> dict:
+  """The analysed images for an output's metadata: ``inp``'s draw, or with
+  ``--results`` the images of its records (not the draw's)."""
+  return inp.describe(records if FLAGS.results else None)
+
+
 def write_records(name: str, records: list[dict]) -> str:
   """Writes ``records`` to ``OUT/name`` (JSONL, replacing an older file); returns its path."""
   path = os.path.join(FLAGS.out, name)

@@ -45,6 +45,7 @@ def main(argv):
     inp = common.load_inputs()
     recs, source, written = common.records_or_attack(
         inp, AttackConfig(pixels=FLAGS.pixels, popsize=FLAGS.popsize, generations=FLAGS.generations))
+    images_meta = common.describe(inp, recs)
     recs = pixel_subsets.successful_records(recs)
     k = {len(r["perturbation"]) for r in recs}
     if len(k) > 1:
@@ -54,7 +55,7 @@ def main(argv):
     res = pixel_subsets.evaluate(inp.model, inp.all_images[ids],
                                  np.reshape([r["perturbation"] for r in recs], (len(recs), pixels, 5)),
                                  [r["label"] for r in recs], [r["target"] for r in recs], FLAGS.batch_size)
-    meta = {**inp.describe(), "source": source}
+    meta = {**images_meta, "source": source}
     out = pixel_subsets.outputs(res, ids, inp.class_names, meta, common.weights_note(inp))
     written += common.write_outputs(out)
     s = out.json["pixel_subsets_summary.json"]["summary"]

@@ -48,6 +48,7 @@ def main(argv):
     inp = common.load_inputs()
     recs, source, written = common.records_or_attack(
         inp, AttackConfig(popsize=FLAGS.popsize, generations=FLAGS.generations))
+    images_meta = common.describe(inp, recs)
     recs = probe.select(recs)  # successes, and the best candidate of each image no attack fooled
     if not recs:
       raise ValueError("nothing to probe: none of the drawn images is classified correctly (draw more with "
@@ -55,7 +56,7 @@ def main(argv):
     ids = np.array([r["id"] for r in recs])
     p = probe.probe(inp.model, inp.all_images[ids], [r["label"] for r in recs],
                     [r["perturbation"] for r in recs], FLAGS.steps, FLAGS.beyond, FLAGS.radius, FLAGS.batch_size)
-    meta = {**inp.describe(), "source": source, "steps": FLAGS.steps, "beyond": FLAGS.beyond,
+    meta = {**images_meta, "source": source, "steps": FLAGS.steps, "beyond": FLAGS.beyond,
             "radius": FLAGS.radius, "class_names": inp.class_names}
     out = probe.outputs(p, ids, inp.class_names, FLAGS.examples, meta, common.weights_note(inp))
     written += common.write_outputs(out)

@@ -112,6 +112,8 @@ def test_pixel_subsets_of_a_results_file(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   got = json.loads((out / "pixel_subsets_summary.json").read_text())
   (row,) = got["records"]
+  # The metadata names the records' images, not the draw's (2 drawn here).
+  assert got["ids"] == [7, 3, 5] and got["num_images"] == 3 and got["num_records"] == 3
   model = op.models.load("allconv")
   images, _ = op.data.load_cifar10("samples")
   masks = pixel_subsets.subsets(3)

@@ -18,6 +18,10 @@ def test_inputs_are_the_correctly_classified_images_of_the_draw():
   np.testing.assert_array_equal(inp.labels, labels[keep])
   assert (inp.clean.argmax(1) == inp.labels).all()
   assert inp.describe()["ids"] == keep.tolist() and inp.class_names[0] == "airplane"
+  # Records read from a results file describe their own images, in order of first appearance.
+  recs = [{"id": 9}, {"id": 2}, {"id": 9}]
+  assert inp.describe(recs) == {"model": "allconv", "data": inp.data, "num_records": 3, "num_images": 2,
+                                "ids": [9, 2]}
 
 
 def test_bad_inputs_are_one_line_errors():

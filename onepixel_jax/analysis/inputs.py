@@ -40,9 +40,16 @@ class Inputs:
   def class_names(self) -> tuple[str, ...]:
     return tuple(self.model.class_names)
 
-  def describe(self) -> dict:
-    return {"model": self.model.name, "data": self.data, "num_images_drawn": self.num_drawn,
-            "num_images": int(len(self.ids)), "ids": self.ids.tolist()}
+  def describe(self, records: list[dict] | None = None) -> dict:
+    """The images analysed: the draw's, or those of ``records`` (attack records
+    read from a results file, which need not be the draw's images: their ids,
+    in order of first appearance)."""
+    if records is None:
+      return {"model": self.model.name, "data": self.data, "num_images_drawn": self.num_drawn,
+              "num_images": int(len(self.ids)), "ids": self.ids.tolist()}
+    ids = list(dict.fromkeys(int(r["id"]) for r in records))
+    return {"model": self.model.name, "data": self.data, "num_records": len(records),
+            "num_images": len(ids), "ids": ids}
 
 
 def load_inputs(model: str, checkpoint: str | None, data: str, num_images: int | None, seed: int = 0,
