@@ -128,6 +128,14 @@ def test_estimate_hours_counts_what_is_left_at_the_cost_of_the_finished_attacks(
   # A run not begun: at the cost of the same network's finished targeted attacks (Table IV's for Table V).
   est = reproduce.estimate_hours(["5"], cfg, {"allconv": 1000.0}, done)
   assert est["v_allconv_3px"]["expected_hours"] == round(270 * mean / 1000 / 3600, 2)
+  # A network with no finished targeted attack: at the cost of the other networks' ones,
+  # not at the paper's Table VI mean (its own non-targeted attacks do not count).
+  done["viii_vgg16"] = [{"queries": 800}] * 100
+  est = reproduce.estimate_hours(["4"], cfg, {"allconv": 1000.0, "vgg16": 500.0}, done)
+  assert est["iv_vgg16"]["expected_hours"] == round(270 * mean / 500 / 3600, 2)
+  # Nothing finished anywhere with that targeting: the paper's mean.
+  est = reproduce.estimate_hours(["4"], cfg, {"vgg16": 500.0}, {"viii_vgg16": done["viii_vgg16"]})
+  assert est["iv_vgg16"]["expected_hours"] == round(270 * reproduce.PAPER["vi"]["vgg16"][0] / 500 / 3600, 2)
 
 
 def test_estimate_hours_uses_the_rate_of_each_runs_pixel_count():

@@ -392,9 +392,12 @@ def estimate_hours(tables, cfg, rates: dict, done: dict[str, list[dict]] | None 
   (:func:`read_runs`); only the attacks still to run are counted. A DE
   attack is expected to cost the mean queries of the run's finished attacks;
   before any, of the same network's finished DE attacks with the same
-  targeting in other runs; before those, the paper's mean evaluations per
-  attack (Table VI: its networks stopped early far more often than the
-  bundled ones, whose Table IV attacks all used the whole budget). It costs
+  targeting in other runs; before those, of any network's (the bundled
+  networks share one training recipe, whose label smoothing decides how
+  often the paper's early stop fires); before those, the paper's mean
+  evaluations per attack (Table VI: its networks stopped early far more
+  often than the bundled ones, whose Table IV attacks all used the whole
+  budget). It costs
   at most the budget's ``max_queries``; a random search costs
   ``random_trials`` per image. Where
   a preset draws images rather than counting attacked ones, all drawn images
@@ -404,10 +407,12 @@ def estimate_hours(tables, cfg, rates: dict, done: dict[str, list[dict]] | None 
   """
   budget = AttackConfig(popsize=cfg.popsize, generations=cfg.generations).max_queries
   done = done or {}
-  kin = {}  # (model, targeted) -> queries of the finished DE attacks of its runs
+  kin, alike = {}, {}  # (model, targeted) / targeted -> queries of the finished DE attacks of those runs
   for run in runs_for(TABLES):
     if not run.random:
-      kin.setdefault((run.model, run.targeted), []).extend(r["queries"] for r in done.get(run.name, []))
+      queries = [r["queries"] for r in done.get(run.name, [])]
+      kin.setdefault((run.model, run.targeted), []).extend(queries)
+      alike.setdefault(run.targeted, []).extend(queries)
   out, total = {}, {"attacks": 0, "remaining": 0, "expected_hours": 0.0, "max_hours": 0.0}
   for run in runs_for(tables):
     rate = rates.get((run.model, run.pixels), rates.get(run.model))
@@ -418,7 +423,8 @@ def estimate_hours(tables, cfg, rates: dict, done: dict[str, list[dict]] | None 
       expected = most = cfg.random_trials
     else:
       most = budget
-      queries = [r["queries"] for r in finished] or kin.get((run.model, run.targeted))
+      queries = ([r["queries"] for r in finished] or kin.get((run.model, run.targeted))
+                 or alike.get(run.targeted))
       expected = np.mean(queries) if queries else min(PAPER["vi"][run.model][0], budget)
     remaining = max(attacks - len(finished), 0)
     rec = {"attacks": attacks, "remaining": remaining, "expected_hours": remaining * expected / rate / 3600,
