@@ -83,3 +83,10 @@ def test_targeted_profile_known_answers():
   assert (p["corner_pixels"], p["success_pixels"]) == (1, 2)
   # A stricter threshold: nothing reached it, though the attack still ended early.
   assert metrics.targeted_profile(recs, budget=40400, threshold=0.99)["reached_threshold"] == 0
+  # The clean true-class probabilities' medians: the fooled image 0, the unfooled image 1.
+  assert "clean_true_prob_fooled" not in p
+  q = metrics.targeted_profile(recs, budget=40400, clean_true_prob={0: 0.55, 1: 0.97})
+  assert (q["clean_true_prob_fooled"], q["clean_true_prob_not_fooled"]) == (0.55, 0.97)
+  # An image without a probability makes its median unknown, not a median of the others.
+  q = metrics.targeted_profile(recs, budget=40400, clean_true_prob={0: 0.55})
+  assert q["clean_true_prob_fooled"] == 0.55 and np.isnan(q["clean_true_prob_not_fooled"])

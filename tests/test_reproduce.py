@@ -70,7 +70,10 @@ def test_report_profiles_the_targeted_runs():
   # 1 of 2 images fooled, 2 successes: 1.00 per image (paper 0.1982 x 9 = 1.78), 2.00 per fooled image
   # (1.78 / 0.6871 = 2.60); 2 of 18 stopped early; both start from cat, one ends at dog and one at frog.
   assert ("| allconv, 1 px (IV) | 1 of 2 | 1.00 (1.78) | 2.00 (2.60) | 2 of 18 | 95.00% | cat 2 "
-          "| dog 1, frog 1 | 1 of 2 |") in md
+          "| dog 1, frog 1 | 1 of 2 | - / - |") in md
+  # With the clean true-class probabilities: the fooled image 0's, then the unfooled image 1's.
+  md = reproduce.report(["4"], cfg, {"iv_allconv": recs}, {}, clean={"iv_allconv": {0: 0.5312, 1: 0.9104}})
+  assert "| dog 1, frog 1 | 1 of 2 | 53.12% / 91.04% |" in md
   # A run made with other weights is marked here as in its table.
   marked = reproduce.report(["4"], cfg, {"iv_allconv": recs}, {}, earlier={"iv_allconv": ("0" * 64, "1" * 64)})
   assert "| allconv, 1 px (IV) (earlier weights) | 1 of 2 |" in marked
@@ -278,3 +281,18 @@ def test_killed_preset_run_resumes_and_tables_need_no_attack(setup, only_allconv
   monkeypatch.setattr(reproduce.job, "run", lambda *a, **k: pytest.fail("an attack ran"))
   md = reproduce.write_report(["4"], cfg, part, {})
   assert "| allconv | targeted success |" in md and "| 18 attacks of 18 |" not in md
+  # The clean true-class probabilities are the network's on the run's images (a forward pass, no attack).
+  model = models.load("allconv")
+  images, labels = data.load(setup["data"], "test", model)
+  ids = sorted({r["id"] for r in got})
+  probs = np.asarray(model.predict(images[ids]))
+  want = {i: float(probs[k, labels[i]]) for k, i in enumerate(ids)}
+  clean = reproduce.clean_true_probs(part, {"iv_allconv": got})["iv_allconv"]
+  assert clean.keys() == want.keys()
+  np.testing.assert_allclose([clean[i] for i in ids], [want[i] for i in ids], rtol=1e-5)
+  # Records whose labels disagree with the data (another source than the run's) get none.
+  assert reproduce.clean_true_probs(part, {"iv_allconv": [dict(r, label=(r["label"] + 1) % 10) for r in got]}) == {}
+  prof = metrics.targeted_profile(got, cfg.popsize * (cfg.generations + 1), clean_true_prob=want)
+  cell = lambda x: "-" if x != x else f"{100 * x:.2f}%"
+  assert f"| {cell(prof['clean_true_prob_fooled'])} / {cell(prof['clean_true_prob_not_fooled'])} |" in md
+  assert "- / - |" not in md

@@ -82,7 +82,7 @@ def corner_pixels(records) -> tuple[int, int]:
   return sum(all(c in (0, 255) for c in p[2:]) for p in pixels), len(pixels)
 
 
-def targeted_profile(records, budget: int, threshold: float = 0.9) -> dict:
+def targeted_profile(records, budget: int, threshold: float = 0.9, clean_true_prob: dict | None = None) -> dict:
   """What lies under a targeted run's cells (Tables IV-VI): per image and per
   fooled image, how many targets succeed; how often the paper's early stop
   fired (the target's probability past ``threshold``, ending the attack
@@ -95,6 +95,10 @@ def targeted_profile(records, budget: int, threshold: float = 0.9) -> dict:
     records: targeted records, each with ``target_prob`` (the best
       candidate's probability of the target) and ``perturbation``.
     budget: the most evaluations an attack may use (40,400 in the paper).
+    clean_true_prob: ``{image id: the network's clean probability of its true
+      class}``; with it the profile gains the median of that probability over
+      the fooled and the unfooled images (nan where there are none or an id
+      is missing), which tells whether the network's surer images resist.
   """
   fooled = fooled_images(records)
   successes = sum(bool(r["success"]) for r in records)
@@ -109,7 +113,19 @@ def targeted_profile(records, budget: int, threshold: float = 0.9) -> dict:
       "max_target_prob": max((r["target_prob"] for r in records), default=float("nan")),
       "from_class": pairs.sum(1), "to_class": pairs.sum(0),
       "corner_pixels": corners, "success_pixels": pixels,
+      **({} if clean_true_prob is None else _clean_medians(fooled, clean_true_prob)),
   }
+
+
+def _clean_medians(fooled: dict, clean_true_prob: dict) -> dict:
+  """Median clean true-class probability of the fooled and the unfooled images."""
+  def median(ids):
+    ids = list(ids)
+    if not ids or any(i not in clean_true_prob for i in ids):
+      return float("nan")
+    return float(np.median([clean_true_prob[i] for i in ids]))
+  return {"clean_true_prob_fooled": median(i for i, f in fooled.items() if f),
+          "clean_true_prob_not_fooled": median(i for i, f in fooled.items() if not f)}
 
 
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval

@@ -220,7 +220,8 @@ def _profile_row(label: str, prof: dict, paper) -> str:
           f"| {two(prof['targets_per_fooled_image'])} ({per_image / paper[1]:.2f}) "
           f"| {prof['stopped_early']} of {prof['attacks']} | {_pct(prof['max_target_prob'])} "
           f"| {_classes(prof['from_class'])} | {_classes(prof['to_class'])} "
-          f"| {prof['corner_pixels']} of {prof['success_pixels']} |")
+          f"| {prof['corner_pixels']} of {prof['success_pixels']} "
+          f"| {_pct(prof.get('clean_true_prob_fooled'))} / {_pct(prof.get('clean_true_prob_not_fooled'))} |")
 
 
 _HEADER = ["| network | quantity | ours | 95% interval | n | paper | paper inside? |",
@@ -263,7 +264,8 @@ def _networks_line(accuracies: dict) -> str:
 
 
 def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str = "",
-           figure_files=(), earlier: dict | None = None, accuracies: dict | None = None) -> str:
+           figure_files=(), earlier: dict | None = None, accuracies: dict | None = None,
+           clean: dict | None = None) -> str:
   """The markdown of ``tables.md``: in every row ours, its 95% interval
   (Wilson for rates, normal for means), n, the paper's number and whether the
   paper's number lies inside our interval; rows of runs still going carry
@@ -281,8 +283,11 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       network's numbers as the current one's.
     accuracies: ``{network: (test accuracy, the paper's)}`` (``network_accuracies``),
       named in one line above the tables, each marked where it is below the paper's.
+    clean: ``{run name: {image id: clean true-class probability}}``
+      (``clean_true_probs``) of targeted runs; their rows under the targeted
+      cells give its median over fooled and unfooled images ("-" without it).
   """
-  earlier = earlier or {}
+  earlier, clean = earlier or {}, clean or {}
   est = {name: metrics.estimates(r) for name, r in recs.items() if r}
   runs = {run.name: run for run in runs_for(tables)}
   root = str(pathlib.Path(__file__).resolve().parents[2]) + os.sep  # the repository
@@ -341,7 +346,8 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
   targeted += [(name, f"{label} (V)", PAPER["v"][key]) for name, key, label in _V_RUNS if "5" in tables]
   budget = cfg.popsize * (cfg.generations + 1)
   profile_rows = [_profile_row(label + (" (earlier weights)" if name in earlier else ""),
-                               metrics.targeted_profile(recs[name], budget, AttackConfig().target_threshold), p)
+                               metrics.targeted_profile(recs[name], budget, AttackConfig().target_threshold,
+                                                        clean.get(name)), p)
                   for name, label, p in targeted if name not in skipped and recs.get(name)
                   and all("target_prob" in r and "perturbation" in r for r in recs[name])]
   if profile_rows:
@@ -350,10 +356,14 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
               f"{len(data.CIFAR10_CLASSES) - 1} targets, per fooled image that over its non-targeted rate. "
               f"Its early stop ends an attack once the target's probability passes "
               f"{AttackConfig().target_threshold:.0%}; \"highest\" is the most any attack's best candidate gave "
-              "its target. Corners: successful pixels whose every channel is 0 or 255.", "",
+              "its target. Corners: successful pixels whose every channel is 0 or 255. Clean true-class "
+              "probability: the network's, on the unchanged image, median over the fooled / unfooled "
+              "images (computed when the tables are written; \"-\" where the run's data or network "
+              "is not at hand).", "",
               "| run | images fooled | targets per image (paper) | per fooled image (paper) | stopped early | "
-              "highest target probability | successes start most from | end most at | corner pixels |",
-              "|---|---|---|---|---|---|---|---|---|", *profile_rows, ""]
+              "highest target probability | successes start most from | end most at | corner pixels | "
+              "clean true-class probability, fooled / not |",
+              "|---|---|---|---|---|---|---|---|---|---|", *profile_rows, ""]
   if "6" in tables:
     lines += ["## Table VI: cost and distortion (from the Table IV runs)", "", *_HEADER]
     for m in CIFAR_MODELS:
@@ -486,12 +496,41 @@ def earlier_weights(out_dir: str, names) -> dict[str, tuple[str, str]]:
   return out
 
 
+def clean_true_probs(out_dir: str, recs: dict[str, list[dict]], skip=()) -> dict[str, dict[int, float]]:
+  """``{run name: {image id: the bundled network's clean probability of the
+  true class}}`` for the targeted runs in ``recs`` (not in ``skip``), on the
+  images of the data source each run's ``config.json`` records. A run whose
+  network or data does not load here is left out; so is one whose records'
+  labels disagree with that data's (other data than the run's)."""
+  runs = {run.name: run for run in runs_for(TABLES)}
+  out = {}
+  for name, records in recs.items():
+    path = os.path.join(out_dir, name, "config.json")
+    if name in skip or not records or records[0]["target"] is None or not os.path.exists(path):
+      continue
+    with open(path) as f:
+      source = json.load(f).get("data")
+    ids = sorted({r["id"] for r in records})
+    try:
+      model = models.load(runs[name].model)
+      images, labels = data.load(source, "test", model)
+    except (ValueError, OSError):
+      continue
+    if max(ids) >= len(labels) or any(labels[r["id"]] != r["label"] for r in records):
+      continue
+    probs = data.classify(model, images[ids])
+    out[name] = {i: float(probs[k, labels[i]]) for k, i in enumerate(ids)}
+  return out
+
+
 def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") -> str:
   """Writes ``out_dir/figures`` (Figs. 5-7: JSON, PNG, PDF) and ``out_dir/tables.md``
   from the runs in ``out_dir``; returns the markdown. Rows of runs made with
   other weights than the bundled ones are marked (``earlier_weights``). The report covers
   ``tables`` and every other table with results there
-  (``tables_with_results``), so a run of one table keeps the others in ``tables.md``."""
+  (``tables_with_results``), so a run of one table keeps the others in ``tables.md``.
+  No attack runs: the one computation is a forward pass of each network on its
+  targeted runs' clean images (``clean_true_probs``)."""
   tables = [t for t in TABLES if t in set(tables) | set(tables_with_results(out_dir))]
   recs = read_runs(tables, out_dir, skipped)
   listed = []
@@ -503,7 +542,8 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
   earlier = earlier_weights(out_dir, recs)
   bundled = {run.model for run in runs_for(tables) if recs.get(run.name) and run.name not in earlier}
   md = report(tables, cfg, recs, skipped, command, listed, earlier,
-              network_accuracies([m for m in CIFAR_MODELS if m in bundled]))
+              network_accuracies([m for m in CIFAR_MODELS if m in bundled]),
+              clean_true_probs(out_dir, recs, skip=earlier))
   with open(os.path.join(out_dir, "tables.md"), "w") as f:
     f.write(md)
   return md
