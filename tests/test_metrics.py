@@ -90,3 +90,11 @@ def test_targeted_profile_known_answers():
   # An image without a probability makes its median unknown, not a median of the others.
   q = metrics.targeted_profile(recs, budget=40400, clean_true_prob={0: 0.55})
   assert q["clean_true_prob_fooled"] == 0.55 and np.isnan(q["clean_true_prob_not_fooled"])
+
+
+def test_clean_true_prob_summary_known_answers():
+  # Non-targeted records: images 0 and 2 fooled, 1 and 3 not.
+  recs = [rec(i, 3, None, i in (0, 2)) for i in range(4)]
+  c = metrics.clean_true_prob_summary(recs, {0: 0.3, 1: 0.9, 2: 0.5, 3: 0.8})
+  assert c["clean_true_prob_median"] == pytest.approx(0.65) and c["clean_true_prob_mean"] == pytest.approx(0.625)
+  assert c["clean_true_prob_fooled"] == pytest.approx(0.4) and c["clean_true_prob_not_fooled"] == pytest.approx(0.85)

@@ -81,6 +81,15 @@ def test_report_profiles_the_targeted_runs():
   assert "Under the targeted cells" not in reproduce.report(["7"], cfg, {}, {})
 
 
+def test_table_viii_says_how_sure_each_network_was():
+  cfg = reproduce.preset("cpu")
+  viii = [rec(i, 3, None, i == 0) for i in range(3)]  # image 0 fooled, 1 and 2 not
+  md = reproduce.report(["8"], cfg, {"viii_nin": viii}, {}, clean={"viii_nin": {0: 0.4, 1: 0.9, 2: 0.7}})
+  assert "| nin | 70.00% (66.67%) | 40.00% | 80.00% |" in md
+  # Without the clean probabilities (no data or network at hand), no such table.
+  assert "median, not fooled" not in reproduce.report(["8"], cfg, {"viii_nin": viii}, {})
+
+
 def test_incomplete_runs_carry_their_count():
   cfg = reproduce.preset("cpu-paper")  # 30 images per targeted run: 270 attacks
   md = reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})

@@ -96,9 +96,8 @@ def targeted_profile(records, budget: int, threshold: float = 0.9, clean_true_pr
       candidate's probability of the target) and ``perturbation``.
     budget: the most evaluations an attack may use (40,400 in the paper).
     clean_true_prob: ``{image id: the network's clean probability of its true
-      class}``; with it the profile gains the median of that probability over
-      the fooled and the unfooled images (nan where there are none or an id
-      is missing), which tells whether the network's surer images resist.
+      class}``; with it the profile gains ``clean_true_prob_summary``, which
+      tells whether the network's surer images resist.
   """
   fooled = fooled_images(records)
   successes = sum(bool(r["success"]) for r in records)
@@ -113,19 +112,26 @@ def targeted_profile(records, budget: int, threshold: float = 0.9, clean_true_pr
       "max_target_prob": max((r["target_prob"] for r in records), default=float("nan")),
       "from_class": pairs.sum(1), "to_class": pairs.sum(0),
       "corner_pixels": corners, "success_pixels": pixels,
-      **({} if clean_true_prob is None else _clean_medians(fooled, clean_true_prob)),
+      **({} if clean_true_prob is None else clean_true_prob_summary(records, clean_true_prob)),
   }
 
 
-def _clean_medians(fooled: dict, clean_true_prob: dict) -> dict:
-  """Median clean true-class probability of the fooled and the unfooled images."""
-  def median(ids):
+def clean_true_prob_summary(records, clean_true_prob: dict) -> dict:
+  """How sure the network was of the attacked images before any change:
+  median (and mean) of ``clean_true_prob`` (``{image id: the clean
+  probability of its true class}``) over the images ``records`` attack, and
+  the median over the fooled and the unfooled ones (nan where there are none
+  or an id is missing: never a median of the others)."""
+  fooled = fooled_images(records)
+
+  def stat(ids, f=np.median):
     ids = list(ids)
     if not ids or any(i not in clean_true_prob for i in ids):
       return float("nan")
-    return float(np.median([clean_true_prob[i] for i in ids]))
-  return {"clean_true_prob_fooled": median(i for i, f in fooled.items() if f),
-          "clean_true_prob_not_fooled": median(i for i, f in fooled.items() if not f)}
+    return float(f([clean_true_prob[i] for i in ids]))
+  return {"clean_true_prob_median": stat(fooled), "clean_true_prob_mean": stat(fooled, np.mean),
+          "clean_true_prob_fooled": stat(i for i, f in fooled.items() if f),
+          "clean_true_prob_not_fooled": stat(i for i, f in fooled.items() if not f)}
 
 
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval

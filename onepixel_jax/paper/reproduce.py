@@ -284,8 +284,9 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
     accuracies: ``{network: (test accuracy, the paper's)}`` (``network_accuracies``),
       named in one line above the tables, each marked where it is below the paper's.
     clean: ``{run name: {image id: clean true-class probability}}``
-      (``clean_true_probs``) of targeted runs; their rows under the targeted
-      cells give its median over fooled and unfooled images ("-" without it).
+      (``clean_true_probs``); the targeted runs' rows under the targeted
+      cells give its median over fooled and unfooled images ("-" without
+      it), and Table VIII gains a table of it per network.
   """
   earlier, clean = earlier or {}, clean or {}
   est = {name: metrics.estimates(r) for name, r in recs.items() if r}
@@ -388,6 +389,17 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
           ("non-targeted success", "success", PAPER["viii"][m][1], _pct, "images", 1),
           ("confidence", "confidence", PAPER["viii"][m][2], _pct, "successes", 0)])
     lines.append("")
+    sure = [(m, metrics.clean_true_prob_summary(recs[f"viii_{m}"], clean[f"viii_{m}"]))
+            for m in CIFAR_MODELS if recs.get(f"viii_{m}") and f"viii_{m}" in clean]
+    if sure:
+      lines += ["How sure each network was of the attacked images before any change: its clean "
+                "probability of the true class (a forward pass when the tables are written).", "",
+                "| network | median (mean), attacked images | median, fooled | median, not fooled |",
+                "|---|---|---|---|"]
+      lines += [f"| {m} | {_pct(c['clean_true_prob_median'])} ({_pct(c['clean_true_prob_mean'])}) "
+                f"| {_pct(c['clean_true_prob_fooled'])} | {_pct(c['clean_true_prob_not_fooled'])} |"
+                for m, c in sure]
+      lines.append("")
   if figure_files:
     lines += ["## Figures", ""] + [f"- `{f}`" for f in figure_files] + [""]
   return "\n".join(lines)
@@ -498,24 +510,29 @@ def earlier_weights(out_dir: str, names) -> dict[str, tuple[str, str]]:
 
 def clean_true_probs(out_dir: str, recs: dict[str, list[dict]], skip=()) -> dict[str, dict[int, float]]:
   """``{run name: {image id: the bundled network's clean probability of the
-  true class}}`` for the targeted runs in ``recs`` (not in ``skip``), on the
-  images of the data source each run's ``config.json`` records. A run whose
-  network or data does not load here is left out; so is one whose records'
-  labels disagree with that data's (other data than the run's)."""
+  true class}}`` for the runs in ``recs`` (not in ``skip``), on the images of
+  the data source each run's ``config.json`` records. A run whose network or
+  data does not load here is left out; so is one whose records' labels
+  disagree with that data's (other data than the run's)."""
   runs = {run.name: run for run in runs_for(TABLES)}
-  out = {}
+  out, loaded = {}, {}
   for name, records in recs.items():
     path = os.path.join(out_dir, name, "config.json")
-    if name in skip or not records or records[0]["target"] is None or not os.path.exists(path):
+    if name in skip or not records or not os.path.exists(path):
       continue
     with open(path) as f:
       source = json.load(f).get("data")
     ids = sorted({r["id"] for r in records})
-    try:
-      model = models.load(runs[name].model)
-      images, labels = data.load(source, "test", model)
-    except (ValueError, OSError):
+    key = (runs[name].model, source)
+    if key not in loaded:
+      try:
+        model = models.load(key[0])
+        loaded[key] = (model, *data.load(source, "test", model))
+      except (ValueError, OSError):
+        loaded[key] = None
+    if loaded[key] is None:
       continue
+    model, images, labels = loaded[key]
     if max(ids) >= len(labels) or any(labels[r["id"]] != r["label"] for r in records):
       continue
     probs = data.classify(model, images[ids])
@@ -530,7 +547,7 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
   ``tables`` and every other table with results there
   (``tables_with_results``), so a run of one table keeps the others in ``tables.md``.
   No attack runs: the one computation is a forward pass of each network on its
-  targeted runs' clean images (``clean_true_probs``)."""
+  runs' clean images (``clean_true_probs``)."""
   tables = [t for t in TABLES if t in set(tables) | set(tables_with_results(out_dir))]
   recs = read_runs(tables, out_dir, skipped)
   listed = []
