@@ -510,7 +510,7 @@ def earlier_weights(out_dir: str, names) -> dict[str, tuple[str, str]]:
 
 def clean_true_probs(out_dir: str, recs: dict[str, list[dict]], skip=()) -> dict[str, dict[int, float]]:
   """``{run name: {image id: the bundled network's clean probability of the
-  true class}}`` for the runs in ``recs`` (not in ``skip``), on the images of
+  true class}}`` for the DE runs in ``recs`` (not in ``skip``), on the images of
   the data source each run's ``config.json`` records. A run whose network or
   data does not load here is left out; so is one whose records' labels
   disagree with that data's (other data than the run's)."""
@@ -518,8 +518,8 @@ def clean_true_probs(out_dir: str, recs: dict[str, list[dict]], skip=()) -> dict
   out, loaded = {}, {}
   for name, records in recs.items():
     path = os.path.join(out_dir, name, "config.json")
-    if name in skip or not records or not os.path.exists(path):
-      continue
+    if name in skip or runs[name].random or not records or not os.path.exists(path):
+      continue  # Table VII's random search: no table shows its images' clean probabilities
     with open(path) as f:
       source = json.load(f).get("data")
     ids = sorted({r["id"] for r in records})
