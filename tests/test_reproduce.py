@@ -290,6 +290,11 @@ def test_killed_preset_run_resumes_and_tables_need_no_attack(setup, only_allconv
   monkeypatch.setattr(reproduce.job, "run", lambda *a, **k: pytest.fail("an attack ran"))
   md = reproduce.write_report(["4"], cfg, part, {})
   assert "| allconv | targeted success |" in md and "| 18 attacks of 18 |" not in md
+  # ... and from them alone: the run's git-ignored examples.png changes nothing.
+  assert os.path.exists(os.path.join(part, run.name, "examples.png"))
+  os.remove(os.path.join(part, run.name, "examples.png"))
+  assert reproduce.write_report(["4"], cfg, part, {}) == md
+  assert "iv_allconv/examples.png" not in md
   # The clean true-class probabilities are the network's on the run's images (a forward pass, no attack).
   model = models.load("allconv")
   images, labels = data.load(setup["data"], "test", model)

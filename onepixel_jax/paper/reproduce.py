@@ -402,6 +402,11 @@ def report(tables, cfg, recs: dict[str, list[dict]], skipped: dict, command: str
       lines.append("")
   if figure_files:
     lines += ["## Figures", ""] + [f"- `{f}`" for f in figure_files] + [""]
+    # The same words whichever runs' files this machine holds: the report
+    # depends on the results alone.
+    lines += ["Each run's folder also gets `examples.png` (Fig. 1: originals beside their "
+              "adversarial images), written by the run and never committed: it shows CIFAR-10 "
+              "test images.", ""]
   return "\n".join(lines)
 
 
@@ -554,8 +559,6 @@ def write_report(tables, cfg, out_dir: str, skipped: dict, command: str = "") ->
   for name, (kind, fig) in figure_data(tables, recs).items():
     figures.save(os.path.join(out_dir, "figures"), name, kind, fig)
     listed.append(os.path.join("figures", name + ".png"))
-  listed += [os.path.join(n, "examples.png") for n, r in recs.items()
-             if r and r[0]["target"] is not None and os.path.exists(os.path.join(out_dir, n, "examples.png"))]
   earlier = earlier_weights(out_dir, recs)
   bundled = {run.model for run in runs_for(tables) if recs.get(run.name) and run.name not in earlier}
   md = report(tables, cfg, recs, skipped, command, listed, earlier,
