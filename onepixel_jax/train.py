@@ -44,6 +44,7 @@ from tqdm import tqdm
 from onepixel_jax import compiler
 from onepixel_jax import data as data_lib
 from onepixel_jax import models
+from onepixel_jax.paper.reproduce import PAPER
 
 
 # sha256 of ../shared/data/cifar10-jpeg.tar.gz (see shared/data/README.md).
@@ -434,6 +435,9 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
   res = final_evaluation(config, module, variables)
   use16 = (res["test_accuracy_float32"] - res["test_accuracy_float16"]) <= config.fp16_tolerance
   tag = "float16" if use16 else "float32"
+  stored = jax.tree_util.tree_map(  # the weights as the bundle will hold them
+      lambda a: jnp.asarray(a, np.float16 if use16 else np.float32).astype(jnp.float32), variables)
+  val = evaluate(module, stored, *load_data(config)[1], config.eval_batch_size)
   source = config.data or str(data_lib.default_tarball())
   data_sha = (data_lib.sha256_file(source) if os.path.isfile(source) else None)
   epochs_logged = sorted(_logged_epochs(workdir / "metrics.jsonl"))
@@ -457,6 +461,10 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
                       if data_sha == SHARED_TARBALL_SHA256 else "")),
       "samples_accuracy": res.get(f"samples_accuracy_{tag}"),
       "samples_set": "the 20 lossless CIFAR-10 test images shipped in foolbox 3.3.4",
+      "paper_test_accuracy": PAPER["accuracy"].get(config.model),
+      "val_accuracy": val["accuracy"],
+      "val_set": (f"the {val['count']} held-out training images (val_seed {config.val_seed}), "
+                  "never trained on"),
       "trained_on": (f"train split of {os.path.basename(source)} minus {config.num_val} "
                      f"held-out validation images (val_seed {config.val_seed})"),
       "data_sha256": data_sha,

@@ -53,10 +53,12 @@ def test_report_names_each_networks_accuracy_beside_the_papers():
   assert "vgg16" not in line
   assert not any(l.startswith("Networks attacked") for l in reproduce.report(["4"], cfg, {"iv_allconv": IV}, {})
                  .splitlines())
-  # The accuracies come from the bundled checkpoints' metadata, one source.
+  # Ours come from the bundled checkpoints' metadata, the paper's from PAPER,
+  # which every checkpoint's metadata repeats.
   meta = models.metadata("nin")
-  assert reproduce.network_accuracies(["nin", "no_such_net"]) == {
-      "nin": (meta["test_accuracy"], meta["paper_test_accuracy"])}
+  assert reproduce.network_accuracies(["nin", "no_such_net"]) == {"nin": (meta["test_accuracy"], 0.872)}
+  for name in reproduce.CIFAR_MODELS:
+    assert models.metadata(name)["paper_test_accuracy"] == reproduce.PAPER["accuracy"][name]
   assert meta["sha256"] == models.sha256_file(models.WEIGHTS_DIR / "nin.msgpack")
 
 

@@ -133,11 +133,12 @@ def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
   from onepixel_jax import data
   monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
   rng = np.random.default_rng(0)
-  for c in data.CIFAR10_CLASSES[:2]:
-    d = tmp_path / "tree" / "test" / c
-    d.mkdir(parents=True)
-    for i in range(2):
-      Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+  for split, n in (("test", 2), ("train", 4)):
+    for c in data.CIFAR10_CLASSES[:2]:
+      d = tmp_path / "tree" / split / c
+      d.mkdir(parents=True)
+      for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
   config = _config(data=str(tmp_path / "tree"), export_path=str(tmp_path / "w" / "allconv.msgpack"))
   module = models.create("allconv")
   state = train.create_state(module, jax.random.PRNGKey(0), train.make_optimizer(config, 1))
@@ -151,6 +152,13 @@ def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
   assert meta["training_seconds"] == 12.5 and meta["steps"] == 1
   assert 0 <= meta["test_accuracy"] <= 1 and 0 <= meta["samples_accuracy"] <= 1
   assert "4 test images of tree" in meta["test_set"]
+  # The held-out validation accuracy (what a checkpoint is shipped on), of the
+  # stored weights, and the paper's accuracy for this network.
+  (xv, yv) = train.load_data(config)[1]
+  stored = models.load("allconv", config.export_path).variables
+  assert meta["val_accuracy"] == train.evaluate(module, stored, xv, yv, 4)["accuracy"]
+  assert meta["val_set"].startswith("the 4 held-out training images (val_seed 0)")
+  assert meta["paper_test_accuracy"] == 0.856
   loaded = models.load("allconv", config.export_path)
   assert loaded.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 10)
 
