@@ -398,13 +398,17 @@ def hardware() -> str:
   return f"{cpu}; {os.cpu_count()} CPU cores visible; jax {jax.__version__} on {devs}"
 
 
+def as_stored(variables, dtype) -> dict:
+  """``variables`` rounded to ``dtype`` (how a bundle stores them), back in float32."""
+  return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype).astype(jnp.float32), variables)
+
+
 def final_evaluation(config, module, variables) -> dict:
   """Test-split accuracy (used once, at the end) and on the 20 lossless
   foolbox images; float32 weights and float16-rounded weights."""
   source = config.data or str(data_lib.default_tarball())
   x_te, y_te = data_lib.load_cifar10(source, "test")
-  v16 = jax.tree_util.tree_map(
-      lambda a: jnp.asarray(a, jnp.float16).astype(jnp.float32), variables)
+  v16 = as_stored(variables, jnp.float16)
   out = {"test_source": source, "test_count": int(len(y_te))}
   for tag, v in (("float32", variables), ("float16", v16)):
     out[f"test_accuracy_{tag}"] = evaluate(module, v, x_te, y_te, config.eval_batch_size)["accuracy"]
@@ -417,9 +421,10 @@ def final_evaluation(config, module, variables) -> dict:
   return out
 
 
-def export(config, workdir, command: str = "", out_path=None) -> dict:
+def export(config, workdir, command: str = "", out_path=None, val_data=None) -> dict:
   """Evaluates the newest checkpoint in ``workdir`` and writes the bundled
   weights (``out_path`` or ``config.export_path``) plus metadata.
+  ``val_data``: the held-out (images, labels), loaded here when None.
 
   Stores float16 unless that loses more than ``config.fp16_tolerance``
   test accuracy relative to float32. Returns the metadata.
@@ -435,9 +440,8 @@ def export(config, workdir, command: str = "", out_path=None) -> dict:
   res = final_evaluation(config, module, variables)
   use16 = (res["test_accuracy_float32"] - res["test_accuracy_float16"]) <= config.fp16_tolerance
   tag = "float16" if use16 else "float32"
-  stored = jax.tree_util.tree_map(  # the weights as the bundle will hold them
-      lambda a: jnp.asarray(a, np.float16 if use16 else np.float32).astype(jnp.float32), variables)
-  val = evaluate(module, stored, *load_data(config)[1], config.eval_batch_size)
+  val = evaluate(module, as_stored(variables, np.float16 if use16 else np.float32),
+                 *(val_data or load_data(config)[1]), config.eval_batch_size)
   source = config.data or str(data_lib.default_tarball())
   data_sha = (data_lib.sha256_file(source) if os.path.isfile(source) else None)
   epochs_logged = sorted(_logged_epochs(workdir / "metrics.jsonl"))
@@ -505,7 +509,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       f.write(command + "\n")
   state, train_seconds = train(config, workdir, train_data, val_data, module)
   if config.export:
-    meta = export(config, workdir, command)
+    meta = export(config, workdir, command, val_data=val_data)
   else:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     meta = final_evaluation(config, module, variables)

@@ -159,6 +159,11 @@ def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
   assert meta["val_accuracy"] == train.evaluate(module, stored, xv, yv, 4)["accuracy"]
   assert meta["val_set"].startswith("the 4 held-out training images (val_seed 0)")
   assert meta["paper_test_accuracy"] == 0.856
+  # train_and_evaluate hands over the split it already holds, which is used.
+  again = train.export(config, tmp_path / "wd", out_path=str(tmp_path / "w2" / "allconv.msgpack"),
+                       val_data=(xv[:2], yv[:2]))
+  assert again["val_set"].startswith("the 2 held-out") and again["sha256"] == meta["sha256"]
+  assert again["val_accuracy"] == train.evaluate(module, stored, xv[:2], yv[:2], 4)["accuracy"]
   loaded = models.load("allconv", config.export_path)
   assert loaded.predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 10)
 
