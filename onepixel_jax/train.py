@@ -13,7 +13,12 @@ orbax) continues exactly as an uninterrupted one. ``config.init_from`` (a
 *new* run from those weights with a fresh optimiser and schedule, so training
 can continue across machines and sessions; the exported metadata's
 ``lineage`` lists every stage (command, epochs, seconds, hardware) and
-``total_training_seconds`` / ``total_epochs`` their sums. The training step
+``total_training_seconds`` / ``total_epochs`` their sums. With
+``config.average_epochs = N`` the run also keeps its weights after each of
+the last N epochs (``workdir/epoch_weights``) and exports their mean, batch
+norm statistics recomputed (stochastic weight averaging, Izmailov et al.
+2018; airbench and hlb-CIFAR10 use an EMA of the weights to the same end).
+The training step
 and evaluation are compiled with :mod:`onepixel_jax.compiler`'s options.
 Per-epoch metrics are
 appended to ``workdir/metrics.jsonl``; the final test numbers go to
@@ -44,6 +49,7 @@ from tqdm import tqdm
 from onepixel_jax import compiler
 from onepixel_jax import data as data_lib
 from onepixel_jax import models
+from onepixel_jax.models import cifar as cifar_models
 from onepixel_jax.paper.reproduce import PAPER
 
 
@@ -83,6 +89,7 @@ def default_config(model: str) -> ml_collections.ConfigDict:
   c.export = True             # write onepixel_jax/weights/<model>.msgpack at the end
   c.export_path = ""          # "" = onepixel_jax/weights/<model>.msgpack
   c.fp16_tolerance = 0.0005   # store float16 unless it costs more test accuracy than this
+  c.average_epochs = 0        # >0: export the mean of the weights after the last N epochs (SWA)
   return c
 
 
@@ -171,6 +178,47 @@ def eval_step(module: nn.Module, variables, images, labels, mask):
   correct = (jnp.argmax(logits, -1) == labels) * mask
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels) * mask
   return {"correct": correct.sum(), "loss": ce.sum(), "count": mask.sum()}
+
+
+def average_weights(trees: list):
+  """The leaf-wise mean of same-shaped weight trees (stochastic weight
+  averaging, Izmailov et al. 2018)."""
+  if not trees:
+    raise ValueError("average_weights needs at least one weight tree")
+  return jax.tree_util.tree_map(lambda *a: sum(np.asarray(x, np.float32) for x in a) / len(a),
+                                *trees)
+
+
+def recompute_batch_stats(module: nn.Module, variables, images, batch_size: int,
+                          rng: jax.Array) -> dict:
+  """``variables`` with every batch norm's running statistics replaced by the
+  mean over ``images`` (uint8[N, H, W, 3], cut into ``N // batch_size`` whole
+  batches) of the per-batch mean and variance that training mode normalises
+  with, dropout on as in training: what averaged weights need, since the
+  running statistics of the averaged networks do not belong to their average
+  (SWA's ``bn_update``).
+  """
+  n = len(images) // batch_size
+  if n == 0:
+    raise ValueError(f"recompute_batch_stats needs at least one batch of {batch_size} images, "
+                     f"got {len(images)}")
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, variables["batch_stats"])
+
+  @jax.jit
+  def batch_statistics(params, x, key):
+    # From zero running statistics one update leaves (1 - momentum) * the batch's.
+    _, upd = module.apply({"params": params, "batch_stats": zeros}, x, train=True,
+                          rngs={"dropout": key}, mutable=["batch_stats"])
+    return jax.tree_util.tree_map(lambda a: a / (1.0 - cifar_models.BN_MOMENTUM),
+                                  upd["batch_stats"])
+
+  total = None
+  for i in range(n):
+    b = batch_statistics(variables["params"], images[i * batch_size:(i + 1) * batch_size],
+                         jax.random.fold_in(rng, i))
+    total = b if total is None else jax.tree_util.tree_map(jnp.add, total, b)
+  return {"params": variables["params"],
+          "batch_stats": jax.tree_util.tree_map(lambda a: np.asarray(a / n), total)}
 
 
 # ------------------------------------------------------------ orchestration
@@ -272,6 +320,40 @@ def lineage(config, stage: dict, workdir=None) -> list[dict]:
   return [*stages, {**stage, "init_from_sha256": prev.get("sha256")}]
 
 
+EPOCH_WEIGHTS = "epoch_weights"  # workdir folder of the weights config.average_epochs averages
+
+
+def averaged_epochs(config) -> list[int]:
+  """The epochs whose final weights ``config.average_epochs`` averages: the
+  last ``average_epochs`` of ``num_epochs`` ([] when 0)."""
+  k = config.average_epochs
+  if not 0 <= k <= config.num_epochs:
+    raise ValueError(f"average_epochs={k} must be between 0 and num_epochs={config.num_epochs}")
+  return list(range(config.num_epochs - k + 1, config.num_epochs + 1))
+
+
+def epoch_weights_path(workdir, epoch: int) -> pathlib.Path:
+  return pathlib.Path(workdir) / EPOCH_WEIGHTS / f"epoch_{epoch:03d}.msgpack"
+
+
+def averaged_variables(config, workdir, module: nn.Module, train_images) -> tuple[dict, list[int]]:
+  """(variables, epochs): the mean of the weights :func:`train` saved after
+  each of :func:`averaged_epochs`, batch-norm statistics recomputed on
+  ``train_images`` (uint8[N, 32, 32, 3]) in batches of ``config.batch_size``."""
+  epochs = averaged_epochs(config)
+  paths = [epoch_weights_path(workdir, e) for e in epochs]
+  missing = [e for e, q in zip(epochs, paths) if not q.is_file()]
+  if missing:
+    raise ValueError(
+        f"average_epochs={config.average_epochs} needs the weights saved after epochs {epochs} "
+        f"in {pathlib.Path(workdir) / EPOCH_WEIGHTS}, but epochs {missing} are missing "
+        f"(a run saves them only when trained with --config.average_epochs)")
+  mean = average_weights([dict(models.load(config.model, checkpoint=q).variables)
+                          for q in paths])
+  key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[3]  # beside init, data, step
+  return recompute_batch_stats(module, mean, train_images, config.batch_size, key), epochs
+
+
 def load_data(config):
   """(train, val) from ``config.data`` ("tfds" or a path; '' = default tarball)."""
   source = config.data or str(data_lib.default_tarball())
@@ -335,6 +417,7 @@ def train(config, workdir, train_data, val_data, module: nn.Module | None = None
   done_epochs = _logged_epochs(metrics_path)
   end = total_steps if max_steps is None else min(total_steps, max_steps)
   schedule = make_schedule(config, steps_per_epoch)
+  keep_epochs = set(averaged_epochs(config))
 
   ep_loss, ep_acc, ep_count = 0.0, 0.0, 0
   perm_epoch, perm = None, None
@@ -374,6 +457,10 @@ def train(config, workdir, train_data, val_data, module: nn.Module | None = None
                   f"{rec['train_loss']:.4f} acc {rec['train_accuracy']:.4f} | val loss "
                   f"{val['loss']:.4f} acc {val['accuracy']:.4f} | {train_seconds / 60:.1f} min")
         sys.stdout.flush()
+      if ep in keep_epochs:  # written before the checkpoint, so a resumed run rewrites it
+        models.save_checkpoint({"params": state.params, "batch_stats": state.batch_stats},
+                               epoch_weights_path(workdir, ep), {"epoch": ep, "step": done},
+                               dtype=np.float32)
       ep_loss, ep_acc, ep_count = 0.0, 0.0, 0
       t_last = time.time()
     if epoch_end or done % config.checkpoint_every_steps == 0 or done == end:
@@ -421,10 +508,13 @@ def final_evaluation(config, module, variables) -> dict:
   return out
 
 
-def export(config, workdir, command: str = "", out_path=None, val_data=None) -> dict:
-  """Evaluates the newest checkpoint in ``workdir`` and writes the bundled
-  weights (``out_path`` or ``config.export_path``) plus metadata.
-  ``val_data``: the held-out (images, labels), loaded here when None.
+def export(config, workdir, command: str = "", out_path=None, val_data=None,
+           train_data=None) -> dict:
+  """Evaluates the newest checkpoint in ``workdir`` (with
+  ``config.average_epochs``, the :func:`averaged_variables` instead) and
+  writes the bundled weights (``out_path`` or ``config.export_path``) plus
+  metadata. ``val_data``, ``train_data``: the held-out and training
+  (images, labels), loaded here when needed and None.
 
   Stores float16 unless that loses more than ``config.fp16_tolerance``
   test accuracy relative to float32. Returns the metadata.
@@ -437,6 +527,12 @@ def export(config, workdir, command: str = "", out_path=None, val_data=None) -> 
   if int(state.step) == 0:
     raise ValueError(f"no checkpoint in {workdir}/checkpoints to export")
   variables = {"params": state.params, "batch_stats": state.batch_stats}
+  averaged = None
+  if config.average_epochs:
+    if train_data is None or val_data is None:
+      loaded = load_data(config)
+      train_data, val_data = train_data or loaded[0], val_data or loaded[1]
+    variables, averaged = averaged_variables(config, workdir, module, train_data[0])
   res = final_evaluation(config, module, variables)
   use16 = (res["test_accuracy_float32"] - res["test_accuracy_float16"]) <= config.fp16_tolerance
   tag = "float16" if use16 else "float32"
@@ -453,7 +549,7 @@ def export(config, workdir, command: str = "", out_path=None, val_data=None) -> 
       "command": training_command or command, "epochs": epochs_completed,
       "steps": int(state.step), "training_seconds": round(train_seconds, 1),
       "hardware": hardware(), "init_from": config.init_from or None,
-      "test_accuracy": res[f"test_accuracy_{tag}"],
+      "test_accuracy": res[f"test_accuracy_{tag}"], "averaged_epochs": averaged,
       "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, workdir)
   meta = {
       "model": config.model,
@@ -478,6 +574,7 @@ def export(config, workdir, command: str = "", out_path=None, val_data=None) -> 
       "epochs": config.num_epochs,
       "epochs_completed": epochs_completed,
       "steps": int(state.step),
+      "averaged_epochs": averaged,
       "training_seconds": round(train_seconds, 1),
       "lineage": stages,
       "total_epochs": sum(st["epochs"] or 0 for st in stages),
@@ -509,7 +606,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       f.write(command + "\n")
   state, train_seconds = train(config, workdir, train_data, val_data, module)
   if config.export:
-    meta = export(config, workdir, command, val_data=val_data)
+    meta = export(config, workdir, command, val_data=val_data, train_data=train_data)
   else:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     meta = final_evaluation(config, module, variables)

@@ -128,17 +128,23 @@ def test_one_step_schedule_is_valid():
   assert float(sched(2)) == pytest.approx(0.0, abs=1e-8)
 
 
-def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
+def _image_tree(root):
+  """A CIFAR-10-style folder tree: 4 test and 8 training PNGs of two classes."""
   from PIL import Image
   from onepixel_jax import data
-  monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
   rng = np.random.default_rng(0)
   for split, n in (("test", 2), ("train", 4)):
     for c in data.CIFAR10_CLASSES[:2]:
-      d = tmp_path / "tree" / split / c
+      d = root / split / c
       d.mkdir(parents=True)
       for i in range(n):
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+  return str(root)
+
+
+def test_export_writes_a_loadable_bundle(tmp_path, monkeypatch):
+  monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
+  _image_tree(tmp_path / "tree")
   config = _config(data=str(tmp_path / "tree"), export_path=str(tmp_path / "w" / "allconv.msgpack"))
   module = models.create("allconv")
   state = train.create_state(module, jax.random.PRNGKey(0), train.make_optimizer(config, 1))
@@ -209,3 +215,68 @@ def test_init_from_without_metadata_is_refused(tmp_path):
   (tmp_path / "w.json").unlink()
   with pytest.raises(ValueError, match="has no metadata"):
     train.lineage(_config(init_from=str(tmp_path / "w.msgpack")), {"command": "x"})
+
+
+def test_recomputed_batch_stats_are_the_mean_of_the_batches_statistics():
+  """Each batch norm gets the mean over whole batches of the mean and variance
+  its input has in training mode (read here from the captured conv output)."""
+  module = Tiny()
+  v = models.init_variables(module, jax.random.PRNGKey(0))
+  x, _ = _data(14)  # 3 batches of 4; the last 2 images are left out
+  out = train.recompute_batch_stats(module, v, x, 4, jax.random.PRNGKey(1))
+  _equal_trees(out["params"], v["params"])
+  means, vars_ = [], []
+  for i in range(3):
+    _, st = module.apply(v, x[4 * i:4 * i + 4], train=True, rngs={"dropout": jax.random.key(0)},
+                         mutable=["batch_stats", "intermediates"],
+                         capture_intermediates=lambda m, _: isinstance(m, nn.Conv))
+    conv = np.asarray(st["intermediates"]["ConvBN_0"]["Conv_0"]["__call__"][0], np.float64)
+    means.append(conv.mean(axis=(0, 1, 2)))
+    vars_.append(conv.var(axis=(0, 1, 2)))
+  bn = out["batch_stats"]["ConvBN_0"]["BatchNorm_0"]
+  np.testing.assert_allclose(bn["mean"], np.mean(means, 0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(bn["var"], np.mean(vars_, 0), rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match="at least one batch of 4 images, got 3"):
+    train.recompute_batch_stats(module, v, x[:3], 4, jax.random.PRNGKey(1))
+
+
+def test_average_weights_is_the_leafwise_mean():
+  a = {"w": np.array([1.0, 2.0]), "b": {"c": np.array(3.0)}}
+  b = {"w": np.array([3.0, 6.0]), "b": {"c": np.array(-1.0)}}
+  m = train.average_weights([a, b])
+  np.testing.assert_array_equal(m["w"], [2.0, 4.0])
+  assert float(m["b"]["c"]) == 1.0
+  with pytest.raises(ValueError, match="at least one"):
+    train.average_weights([])
+
+
+def test_average_epochs_exports_the_mean_of_the_last_epochs(tmp_path, monkeypatch):
+  """average_epochs=2 keeps the weights after the last 2 epochs and exports
+  their mean with recomputed batch statistics; the metadata says so."""
+  monkeypatch.setenv("ONEPIXEL_CACHE", str(tmp_path / "cache"))
+  config = _config(data=_image_tree(tmp_path / "tree"), num_epochs=3, average_epochs=2,
+                   export_path=str(tmp_path / "w" / "allconv.msgpack"), fp16_tolerance=1.0)
+  with pytest.raises(ValueError, match="average_epochs=4 must be between 0 and num_epochs=3"):
+    train.averaged_epochs(_config(num_epochs=3, average_epochs=4))
+  tr, val = train.load_data(config)  # 4 training images: one step per epoch
+  state, _ = train.train(config, tmp_path / "wd", tr, val)
+  saved = sorted(p.name for p in (tmp_path / "wd" / train.EPOCH_WEIGHTS).glob("*.msgpack"))
+  assert saved == ["epoch_002.msgpack", "epoch_003.msgpack"]
+  last = models.load("allconv", train.epoch_weights_path(tmp_path / "wd", 3)).variables
+  _equal_trees(last["params"], state.params)  # the weights after epoch 3 are the final ones
+
+  module = models.create("allconv")
+  mean, epochs = train.averaged_variables(config, tmp_path / "wd", module, tr[0])
+  assert epochs == [2, 3]
+  second = models.load("allconv", train.epoch_weights_path(tmp_path / "wd", 2)).variables
+  jax.tree_util.tree_map(lambda m, a, b: np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6),
+                         mean["params"], second["params"], last["params"])
+  meta = train.export(config, tmp_path / "wd", command="python -m experiments.train --export")
+  assert meta["averaged_epochs"] == [2, 3] and meta["lineage"][-1]["averaged_epochs"] == [2, 3]
+  stored = models.load("allconv", config.export_path).variables
+  jax.tree_util.tree_map(lambda s, m: np.testing.assert_allclose(s, m, rtol=1e-3, atol=1e-3),
+                         stored, mean)
+
+  train.epoch_weights_path(tmp_path / "wd", 2).unlink()
+  with pytest.raises(ValueError, match=r"epochs \[2\] are missing"):
+    train.export(config, tmp_path / "wd")

@@ -39,6 +39,9 @@ def preprocess(images: jnp.ndarray) -> jnp.ndarray:
   return (x - mean) / std
 
 
+BN_MOMENTUM = 0.9  # running-statistics momentum of every CIFAR-10 network's batch norm
+
+
 class ConvBN(nn.Module):
   """Conv (no bias) -> BatchNorm -> ReLU.
 
@@ -57,7 +60,7 @@ class ConvBN(nn.Module):
                 strides=(self.stride, self.stride), padding=self.padding,
                 use_bias=False,
                 conv_general_dilated=patchconv.conv_general_dilated)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                      epsilon=1e-5)(x)
     return nn.relu(x)
 
