@@ -190,13 +190,14 @@ def average_weights(trees: list):
 
 
 def recompute_batch_stats(module: nn.Module, variables, images, batch_size: int,
-                          rng: jax.Array) -> dict:
+                          rng: jax.Array, pad: int | None = None) -> dict:
   """``variables`` with every batch norm's running statistics replaced by the
   mean over ``images`` (uint8[N, H, W, 3], cut into ``N // batch_size`` whole
   batches) of the per-batch mean and variance that training mode normalises
-  with, dropout on as in training: what averaged weights need, since the
-  running statistics of the averaged networks do not belong to their average
-  (SWA's ``bn_update``).
+  with, dropout on and, with ``pad`` set, the training augmentation
+  (:func:`augment`) too, as in training: what averaged weights need, since
+  the running statistics of the averaged networks do not belong to their
+  average (SWA's ``bn_update``, which also reads augmented training batches).
   """
   n = len(images) // batch_size
   if n == 0:
@@ -206,9 +207,11 @@ def recompute_batch_stats(module: nn.Module, variables, images, batch_size: int,
 
   @jax.jit
   def batch_statistics(params, x, key):
+    k_aug, k_drop = jax.random.split(key)
+    x = x if pad is None else augment(k_aug, x, pad)
     # From zero running statistics one update leaves (1 - momentum) * the batch's.
     _, upd = module.apply({"params": params, "batch_stats": zeros}, x, train=True,
-                          rngs={"dropout": key}, mutable=["batch_stats"])
+                          rngs={"dropout": k_drop}, mutable=["batch_stats"])
     return jax.tree_util.tree_map(lambda a: a / (1.0 - cifar_models.BN_MOMENTUM),
                                   upd["batch_stats"])
 
@@ -339,7 +342,8 @@ def epoch_weights_path(workdir, epoch: int) -> pathlib.Path:
 def averaged_variables(config, workdir, module: nn.Module, train_images) -> tuple[dict, list[int]]:
   """(variables, epochs): the mean of the weights :func:`train` saved after
   each of :func:`averaged_epochs`, batch-norm statistics recomputed on
-  ``train_images`` (uint8[N, 32, 32, 3]) in batches of ``config.batch_size``."""
+  ``train_images`` (uint8[N, 32, 32, 3]) in batches of ``config.batch_size``,
+  augmented as in training."""
   epochs = averaged_epochs(config)
   paths = [epoch_weights_path(workdir, e) for e in epochs]
   missing = [e for e, q in zip(epochs, paths) if not q.is_file()]
@@ -351,7 +355,8 @@ def averaged_variables(config, workdir, module: nn.Module, train_images) -> tupl
   mean = average_weights([dict(models.load(config.model, checkpoint=q).variables)
                           for q in paths])
   key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[3]  # beside init, data, step
-  return recompute_batch_stats(module, mean, train_images, config.batch_size, key), epochs
+  return recompute_batch_stats(module, mean, train_images, config.batch_size, key,
+                               pad=config.crop_padding), epochs
 
 
 def load_data(config):

@@ -236,6 +236,11 @@ def test_recomputed_batch_stats_are_the_mean_of_the_batches_statistics():
   bn = out["batch_stats"]["ConvBN_0"]["BatchNorm_0"]
   np.testing.assert_allclose(bn["mean"], np.mean(means, 0), rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(bn["var"], np.mean(vars_, 0), rtol=1e-4, atol=1e-6)
+  # With pad, the batches are augmented as in training (deterministically given the key).
+  aug = train.recompute_batch_stats(module, v, x, 4, jax.random.PRNGKey(1), pad=2)
+  again = train.recompute_batch_stats(module, v, x, 4, jax.random.PRNGKey(1), pad=2)
+  _equal_trees(aug, again)
+  assert not np.allclose(aug["batch_stats"]["ConvBN_0"]["BatchNorm_0"]["mean"], bn["mean"])
   with pytest.raises(ValueError, match="at least one batch of 4 images, got 3"):
     train.recompute_batch_stats(module, v, x[:3], 4, jax.random.PRNGKey(1))
 
