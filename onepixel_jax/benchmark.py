@@ -24,8 +24,8 @@ window (``incremental.windows_only``: without the window route's shortcuts,
 1x1 convolutions on the patches and one-pixel convolutions by linearity), as
 ``incremental_windows_queries_per_s`` and ``shortcuts_speedup``.
 :func:`train_rates` measures training throughput, split into its parts, for
-the training settings before the training-speed work and the library's
-defaults now, interleaved in one process; :func:`product_rates`, a training
+the training settings before the training-speed work (batch 256 and 128) and
+the library's defaults now, interleaved in one process; :func:`product_rates`, a training
 step's three matrix products in float32 and with bfloat16 operands;
 :func:`convolution_rates`, the incremental path's window convolutions by XLA's
 convolution and by the patch products, with XLA's default and tuned options.
@@ -425,9 +425,12 @@ def convolution_rates(shapes=CONV_SHAPES, repeats: int = 3, kind: str = "increme
 
 # ------------------------------------------------------------ training speed
 
-# The training settings before the training-speed work (batch 256, XLA's
-# default compilation) and the library's defaults now.
+# The training settings before the training-speed work, XLA's default
+# compilation at the old configs' default batch (256) and at the batch of the
+# issue's measurement, the command that trained the then-bundled checkpoints
+# (128), and the library's defaults now.
 TRAIN_BEFORE = {"batch_size": 256, "tuned": False}
+TRAIN_BEFORE_128 = {"batch_size": 128, "tuned": False}
 TRAIN_AFTER = {"batch_size": 128, "tuned": True}
 
 
@@ -470,7 +473,7 @@ def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> di
       }}
 
 
-def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 3,
+def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_BEFORE_128, TRAIN_AFTER), repeats: int = 3,
                 peak: bool = True) -> list[dict]:
   """Training throughput of ``name`` for each variant (``batch_size``,
   ``tuned``: :mod:`onepixel_jax.compiler`'s options or XLA's defaults), the
@@ -482,7 +485,10 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
   augmentation, of the forward+backward pass, of the optimizer update and of
   the whole compiled step (augmentation, forward, backward, update);
   ``end_to_end_images_per_s`` (pipeline + step), XLA's FLOPs per step and the
-  step's share of the measured peak (:func:`peak_flops_per_s`).
+  step's share of the measured peak (:func:`peak_flops_per_s`);
+  ``step_speedup``, its step rate over the first variant's, and
+  ``step_speedup_same_batch``, over the untuned variant's at its batch size
+  (where there is one): the per-image gain of the compilation alone.
   """
   prepared = [_train_variant(name, v["batch_size"], v["tuned"]) for v in variants]
   best = [{part: float("inf") for part in p["parts"]} for p in prepared]
@@ -508,22 +514,26 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_AFTER), repeats: int = 
       rec["step_peak_fraction"] = round(p["flops_per_step"] / b["step"] / peak_rate, 3)
     out.append(rec)
   base = out[0]["step_images_per_s"]
+  untuned = {rec["batch_size"]: rec["step_images_per_s"] for rec in out if not rec["xla_options"]}
   for rec in out:
     rec["step_speedup"] = round(rec["step_images_per_s"] / base, 2)
+    if rec["batch_size"] in untuned:
+      rec["step_speedup_same_batch"] = round(rec["step_images_per_s"] / untuned[rec["batch_size"]], 2)
   return out
 
 
 def train_markdown_table(results: list[dict]) -> str:
   """A README table of :func:`train_rates` results."""
   rows = ["| model | batch | XLA options | pipeline img/s | augment img/s | fwd+bwd img/s | update img/s "
-          "| step img/s | end to end img/s | GFLOP/step | share of peak | step speedup |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| step img/s | end to end img/s | GFLOP/step | share of peak | step speedup | at the same batch |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in results:
     opts = ", ".join(f"{k.replace('xla_cpu_experimental_', '')}={v}" for k, v in r["xla_options"].items()) or "defaults"
     frac = f"{r['step_peak_fraction']:.0%}" if "step_peak_fraction" in r else "-"
+    same = f"{r['step_speedup_same_batch']:.2f}x" if "step_speedup_same_batch" in r else "-"
     rows.append(f"| {r['model']} | {r['batch_size']} | {opts} | {r['pipeline_images_per_s']:.0f} "
                 f"| {r['augment_images_per_s']:.0f} | {r['forward_backward_images_per_s']:.0f} "
                 f"| {r['update_images_per_s']:.0f} | {r['step_images_per_s']:.0f} "
                 f"| {r['end_to_end_images_per_s']:.0f} | {r['gflops_per_step']:.1f} | {frac} "
-                f"| {r['step_speedup']:.2f}x |")
+                f"| {r['step_speedup']:.2f}x | {same} |")
   return "\n".join(rows)

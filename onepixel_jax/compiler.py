@@ -13,7 +13,9 @@ gets the setting that wins for it:
   62 ms by default, 203 ms with DOT alone, 63 ms with both). Measured on
   AllConv, batch 128, 2 cores (Intel Xeon, AVX-512), one process,
   interleaved: 45.5 images/s with XLA's defaults at batch 256, 89.1 with
-  DOT, 126.7 with DOT and REDUCE (125.8 adding ELTWISE).
+  DOT, 126.7 with DOT and REDUCE (125.8 adding ELTWISE). XLA's defaults run
+  faster per image at batch 128 than at 256: on an AMD EPYC (Zen 4), one
+  run of ``benchmark --train``, 22.8 at 256, 36.5 at 128, 60.8 tuned at 128.
 - ``"dense"`` (whole-network forward passes: evaluation, dense attacks):
   YNNPACK for dot products, ``LIBRARY_FUSION_TYPE_DOT``: AllConv's forward
   pass 1.66x (README, Speed). Adding REDUCE left the dense attack's rate as

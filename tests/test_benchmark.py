@@ -106,16 +106,21 @@ def test_train_rates_derive_from_the_timed_parts(monkeypatch):
 
   monkeypatch.setattr(benchmark, "_train_variant", fake_variant)
   monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (2e11, "test"))
-  before, after = benchmark.train_rates("allconv", repeats=2)
-  assert (before["batch_size"], after["batch_size"]) == (256, 128)
-  assert before["xla_options"] == {} and after["xla_options"] == benchmark.compiler.options("train")
-  assert before["step_images_per_s"] == 64.0 and after["step_images_per_s"] == 128.0
+  before, before_128, after = benchmark.train_rates("allconv", repeats=2)
+  assert (before["batch_size"], before_128["batch_size"], after["batch_size"]) == (256, 128, 128)
+  assert before["xla_options"] == before_128["xla_options"] == {}
+  assert after["xla_options"] == benchmark.compiler.options("train")
+  assert before["step_images_per_s"] == before_128["step_images_per_s"] == 64.0
+  assert after["step_images_per_s"] == 128.0
   assert after["forward_backward_images_per_s"] == 160.0 and after["pipeline_images_per_s"] == 1280.0
   assert after["end_to_end_images_per_s"] == round(128 / 1.1, 1)
   assert (before["step_speedup"], after["step_speedup"]) == (1.0, 2.0)
+  # Against the untuned step at its own batch: the compilation's gain alone.
+  assert (before_128["step_speedup_same_batch"], after["step_speedup_same_batch"]) == (1.0, 2.0)
+  assert before["step_speedup_same_batch"] == 1.0
   assert after["step_peak_fraction"] == 0.5 and after["gflops_per_step"] == 100.0
-  rows = benchmark.train_markdown_table([before, after]).splitlines()
-  assert rows[2].startswith("| allconv | 256 | defaults |") and rows[3].endswith("| 2.00x |")
+  rows = benchmark.train_markdown_table([before, before_128, after]).splitlines()
+  assert rows[2].startswith("| allconv | 256 | defaults |") and rows[4].endswith("| 2.00x | 2.00x |")
 
 
 def test_product_functions_compute_the_three_products_of_a_training_step():
