@@ -16,6 +16,9 @@ gets the setting that wins for it:
   DOT, 126.7 with DOT and REDUCE (125.8 adding ELTWISE). XLA's defaults run
   faster per image at batch 128 than at 256: on an AMD EPYC (Zen 4), one
   run of ``benchmark --train``, 22.8 at 256, 36.5 at 128, 60.8 tuned at 128.
+  Without AVX-512 the gain is larger: on an AMD EPYC (Zen 3, AVX2 only),
+  15.9 at 256, 20.2 at 128, 65.6 tuned at 128 (3.25x at the same batch), and
+  3.1-3.7x against commit 31d21e1's own step (``scripts/before_after.sh``).
 - ``"dense"`` (whole-network forward passes: evaluation, dense attacks):
   YNNPACK for dot products, ``LIBRARY_FUSION_TYPE_DOT``: AllConv's forward
   pass 1.66x (README, Speed). Adding REDUCE left the dense attack's rate as
