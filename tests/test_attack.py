@@ -191,6 +191,15 @@ def test_default_batch_size_shrinks_for_multi_pixel_incremental_attacks():
   assert default_batch_size(400, 10**9, 2, "gpu", incremental=True, pixels=5) == 81  # accelerators keep theirs
 
 
+def test_default_batch_size_caps_small_populations_on_cpu():
+  """Random search's 16 queries per step would take 256 slots; a kill loses every attack in flight."""
+  from onepixel_jax.attack import CPU_MAX_SLOTS, default_batch_size
+  assert default_batch_size(16, 10**9, 1, "cpu", incremental=True) == CPU_MAX_SLOTS == 50
+  assert default_batch_size(16, 10**9, 2, "cpu", incremental=True) == 100  # per device
+  assert default_batch_size(16, 30, 1, "cpu", incremental=True) == 30
+  assert default_batch_size(16, 10**9, 1, "gpu", incremental=True) == 1024  # accelerators are not capped
+
+
 def test_a_second_call_reuses_the_compiled_loop(monkeypatch, tmp_path):
   """The same predict and settings reuse the jitted loop (no new trace or
   compilation) and give the same result; another setting, compiler option,
