@@ -412,8 +412,9 @@ def default_batch_size(popsize: int, num_attacks: int, num_devices: int, platfor
   (random search, Sparse-RS: 16 queries per step) would otherwise take 256
   slots, every attack in flight is lost to a kill, and more slots buy
   little (NiN, random search, population 16, 100 images to a 400-query
-  budget, one process, interleaved: 992 / 1,081 / 1,096 queries/s at 20 /
-  50 / 100 slots on 2 cores).
+  budget, one process, interleaved, ``scripts/slot_rates.py``: 992 / 1,081
+  / 1,096 and 910 / 995 / 981 queries/s at 20 / 50 / 100 slots in two runs
+  on 2 cores).
 
   With ``pixels`` > 1 the incremental path goes dense a few layers in
   (``models.incremental.window_sizes``), so its memory per query approaches
