@@ -98,14 +98,28 @@ def attack_queries_per_s(model, config: AttackConfig, num_attacks: int, batch_si
   return float(result.queries.sum()) / elapsed
 
 
-def dense_flops_per_query(model) -> float:
-  """FLOPs of one dense forward pass (XLA's cost analysis, per image)."""
+def xla_flops(lowered) -> float | None:
+  """FLOPs of a lowered computation by XLA's cost analysis, or None.
+
+  The analysis of the lowered HLO answers on CPU; on GPUs it can be None
+  (seen: jax 0.11.2, H200), and the compiled executable's analysis is asked
+  instead. None where neither counts FLOPs, so a benchmark still reports its
+  rates.
+  """
+  for analyse in (lowered.cost_analysis, lambda: lowered.compile().cost_analysis()):
+    cost = analyse()
+    cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+    if isinstance(cost, dict) and cost.get("flops", 0) > 0:
+      return float(cost["flops"])
+  return None
+
+
+def dense_flops_per_query(model) -> float | None:
+  """FLOPs of one dense forward pass (XLA's cost analysis, per image), or None."""
   h, w = model.input_size
   n = 8
-  lowered = jax.jit(model.apply).lower(model.variables, jax.ShapeDtypeStruct((n, h, w, 3), jnp.uint8))
-  cost = lowered.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost["flops"]) / n
+  flops = xla_flops(jax.jit(model.apply).lower(model.variables, jax.ShapeDtypeStruct((n, h, w, 3), jnp.uint8)))
+  return None if flops is None else flops / n
 
 
 # Candidate shapes for the peak: matrix products (M, K, N) and 3x3 convolutions
@@ -209,7 +223,7 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     "incremental_speedup": None if incr is None else round(incr / dense, 2),
     "incremental_windows_queries_per_s": None if incr is None else round(incr_windows, 1),
     "shortcuts_speedup": None if incr is None else round(incr / incr_windows, 2),
-    "dense_gflops_per_query": round(flops / 1e9, 4),
+    "dense_gflops_per_query": None if flops is None else round(flops / 1e9, 4),
   }
   for name in ablate:
     without, dense_too = ABLATIONS[name]
@@ -235,8 +249,8 @@ def run(model, config: AttackConfig, batch_size: int | None = None, num_attacks:
     out.update({
       "peak_gflops_per_s": round(peak_rate / 1e9, 1),
       "peak_shape": shape,
-      "dense_peak_fraction": round(dense * flops / peak_rate, 3),
-      "incremental_peak_fraction": None if incr is None else round(incr * flops / peak_rate, 3),
+      "dense_peak_fraction": None if flops is None else round(dense * flops / peak_rate, 3),
+      "incremental_peak_fraction": None if incr is None or flops is None else round(incr * flops / peak_rate, 3),
     })
   evals = TABLE_VI_EVALUATIONS.get(model.name)
   if evals is not None and config.pixels == 1:
@@ -459,11 +473,10 @@ def _train_variant(name: str, batch_size: int, tuned: bool, seed: int = 0) -> di
   x, y = pipeline()
   xa = augment(key, x)
   g, bstats, _, _ = grads_fn(state, xa, y, key)
-  cost = jax.jit(functools.partial(train.train_step, pad=config.crop_padding, **kw)).lower(
-      state, x, y, key).cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = xla_flops(jax.jit(functools.partial(train.train_step, pad=config.crop_padding, **kw)).lower(
+      state, x, y, key))
   return {
-      "batch_size": batch_size, "tuned": tuned, "flops_per_step": float(cost["flops"]),
+      "batch_size": batch_size, "tuned": tuned, "flops_per_step": flops,
       "parts": {
           "pipeline": pipeline,
           "augment": lambda: jax.block_until_ready(augment(key, x)),
@@ -509,8 +522,8 @@ def train_rates(name: str, variants=(TRAIN_BEFORE, TRAIN_BEFORE_128, TRAIN_AFTER
            "xla_options": compiler.options("train") if p["tuned"] else {},
            **{f"{part}_images_per_s": round(n / t, 1) for part, t in b.items()},
            "end_to_end_images_per_s": round(n / (b["pipeline"] + b["step"]), 1),
-           "gflops_per_step": round(p["flops_per_step"] / 1e9, 2)}
-    if peak_rate:
+           "gflops_per_step": None if p["flops_per_step"] is None else round(p["flops_per_step"] / 1e9, 2)}
+    if peak_rate and p["flops_per_step"] is not None:
       rec["step_peak_fraction"] = round(p["flops_per_step"] / b["step"] / peak_rate, 3)
     out.append(rec)
   base = out[0]["step_images_per_s"]
@@ -531,9 +544,10 @@ def train_markdown_table(results: list[dict]) -> str:
     opts = ", ".join(f"{k.replace('xla_cpu_experimental_', '')}={v}" for k, v in r["xla_options"].items()) or "defaults"
     frac = f"{r['step_peak_fraction']:.0%}" if "step_peak_fraction" in r else "-"
     same = f"{r['step_speedup_same_batch']:.2f}x" if "step_speedup_same_batch" in r else "-"
+    gflops = "-" if r["gflops_per_step"] is None else f"{r['gflops_per_step']:.1f}"
     rows.append(f"| {r['model']} | {r['batch_size']} | {opts} | {r['pipeline_images_per_s']:.0f} "
                 f"| {r['augment_images_per_s']:.0f} | {r['forward_backward_images_per_s']:.0f} "
                 f"| {r['update_images_per_s']:.0f} | {r['step_images_per_s']:.0f} "
-                f"| {r['end_to_end_images_per_s']:.0f} | {r['gflops_per_step']:.1f} | {frac} "
+                f"| {r['end_to_end_images_per_s']:.0f} | {gflops} | {frac} "
                 f"| {r['step_speedup']:.2f}x | {same} |")
   return "\n".join(rows)

@@ -1,6 +1,7 @@
 """benchmark: the measurements are consistent with each other on a tiny network."""
 
 import dataclasses
+import json
 import types
 
 import flax.linen as nn
@@ -73,6 +74,38 @@ def test_compare_xla_measures_every_path_with_the_defaults(tiny, monkeypatch):
 def test_dense_flops_of_a_known_network(tiny):
   # The conv (8 * 8 * 4 * 27 MACs) and the dense layer (256 * 3 MACs), two FLOPs a MAC.
   assert benchmark.dense_flops_per_query(tiny) == pytest.approx(2 * (8 * 8 * 4 * 27 + 256 * 3), rel=0.2)
+
+
+class _Lowered:
+  """A stand-in for jax's Lowered: the HLO analysis as a GPU gave it (None), then the compiled one's."""
+
+  def __init__(self, before, after):
+    self.before, self.after = before, after
+
+  def cost_analysis(self):
+    return self.before
+
+  def compile(self):
+    return types.SimpleNamespace(cost_analysis=lambda: self.after)
+
+
+def test_flops_fall_back_to_the_compiled_analysis():
+  # On an H200 (jax 0.11.2) the lowered HLO's analysis was None and the benchmark crashed on it.
+  assert benchmark.xla_flops(_Lowered(None, [{"flops": 6.0}])) == 6.0
+  assert benchmark.xla_flops(_Lowered({"flops": 4.0}, None)) == 4.0  # CPU: the first answer is used
+  assert benchmark.xla_flops(_Lowered(None, None)) is None
+  assert benchmark.xla_flops(_Lowered([], {"bytes accessed": 8.0})) is None
+
+
+def test_run_reports_rates_when_xla_counts_no_flops(tiny, monkeypatch):
+  monkeypatch.setattr(benchmark, "forward_queries_per_s", lambda model, n, repeats: 200.0)
+  monkeypatch.setattr(benchmark, "attack_queries_per_s", lambda model, cfg, n, b, incremental: 160.0)
+  monkeypatch.setattr(benchmark, "peak_flops_per_s", lambda: (1e9, "test"))
+  monkeypatch.setattr(benchmark, "xla_flops", lambda lowered: None)
+  r = benchmark.run(tiny, AttackConfig(popsize=4, generations=2), batch_size=2, num_attacks=2)
+  assert r["dense_queries_per_s"] == 160 and r["dense_gflops_per_query"] is None
+  assert r["dense_peak_fraction"] is None and r["peak_gflops_per_s"] == 1.0
+  json.dumps(r, allow_nan=False)  # stays valid JSON
 
 
 def test_attack_rate_counts_every_query(tiny, monkeypatch):
