@@ -2,7 +2,10 @@
 
 import importlib.util
 import io
+import pathlib
 import re
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -10,6 +13,8 @@ import pytest
 from PIL import Image
 
 from onepixel_jax import data
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_samples_match_file_names():
@@ -179,3 +184,60 @@ def test_val_split_is_the_held_out_part_of_the_training_split(synthetic_tarball,
   np.testing.assert_array_equal(vy, wy)
   with pytest.raises(ValueError, match="split 'val'.*CIFAR-10 only"):
     data.load("samples", "val", types.SimpleNamespace(name="m", num_classes=1000, input_size=(227, 227)))
+
+
+def _write(members, path):
+  with tarfile.open(path, "w:gz") as tar:
+    for name, b in members:
+      info = tarfile.TarInfo(name)
+      info.size = len(b)
+      tar.addfile(info, io.BytesIO(b))
+  return path
+
+
+def test_draw_subset_keeps_the_drawn_images_and_greys_the_rest(synthetic_tarball, tmp_path):
+  path, items = synthetic_tarball
+  images, labels = _expected(items["test"])
+  keep, seed = 2, 3
+  sub = _write(data.draw_subset_members(path, keep, seed), tmp_path / "s.tar.gz")
+  sub_images, sub_labels = data.cifar10.load_image_folder(sub, use_cache=False)
+  assert sub_labels.tolist() == labels.tolist()  # same length, order and labels
+  drawn = data.draw(len(images), keep, seed)
+  assert drawn.tolist() == sorted(data.draw_order(len(images), seed)[:keep].tolist())
+  np.testing.assert_array_equal(sub_images[drawn], images[drawn])
+  rest = np.setdiff1d(np.arange(len(images)), drawn)
+  assert len(rest) == len(images) - keep and (sub_images[rest] == data.PLACEHOLDER_GREY).all()
+  assert not (images[rest] == data.PLACEHOLDER_GREY).all()  # the originals were not grey
+
+
+def test_draw_subset_rejects_bad_input_in_one_line(synthetic_tarball, tmp_path):
+  path, items = synthetic_tarball
+  n = len(items["test"])
+  for keep in (0, n + 1):
+    with pytest.raises(ValueError, match=f"keep must be between 1 and the split's {n} images"):
+      data.draw_subset_members(path, keep, 0)
+  with pytest.raises(ValueError, match="not a CIFAR-10 tarball"):
+    data.draw_subset_members(tmp_path, 1, 0)
+
+
+def test_draw_subset_of_the_real_tarball_draws_the_same_images(cifar10_tarball, tmp_path):
+  images, labels = data.load_cifar10(cifar10_tarball)
+  sub = _write(data.draw_subset_members(cifar10_tarball, 40, 0), tmp_path / "s.tar.gz")
+  assert sub.stat().st_size < 200_000  # what lets it travel: the whole archive is 19 MB
+  sub_images, sub_labels = data.cifar10.load_image_folder(sub, use_cache=False)
+  np.testing.assert_array_equal(sub_labels, labels)
+  ids = data.draw(len(images), 40, 0)
+  np.testing.assert_array_equal(sub_images[ids], images[ids])
+
+
+def test_draw_subset_entry_point(synthetic_tarball, tmp_path):
+  path, items = synthetic_tarball
+  run = lambda *a: subprocess.run([sys.executable, "-m", "experiments.draw_subset", f"--data={path}", *a],  # noqa: E731
+                                  capture_output=True, text=True, cwd=REPO)
+  bad = run("--keep=0", f"--out={tmp_path / 'bad.tar.gz'}")
+  assert bad.returncode != 0 and not (tmp_path / "bad.tar.gz").exists()
+  assert bad.stderr.strip().splitlines()[-1].startswith("draw_subset: error: keep must be between 1")
+  ok = run("--keep=2", f"--out={tmp_path / 'sub.tar.gz'}")
+  assert ok.returncode == 0, ok.stderr
+  members = {m.name for m in tarfile.open(tmp_path / "sub.tar.gz")}
+  assert members == {f"test/{data.CIFAR10_CLASSES[c]}/{name}" for c, name, _ in items["test"]}

@@ -10,19 +10,26 @@
   (``NUM_VAL`` images, seed ``VAL_SEED``: what the bundled CIFAR-10 networks
   were validated on and never trained on; ``load(..., "val", ...)``).
 * :func:`draw`: the paper's protocol draws images at random (fixed seed).
+* :func:`draw_subset_members`: a CIFAR-10 tarball cut down to the images a
+  seeded draw reaches, to carry a run to a machine with little upload room.
 * :func:`classify`: clean probabilities, to keep the correctly classified
   images (the only ones the paper attacks).
 """
 
 from __future__ import annotations
 
+import io
+import pathlib
+
 import numpy as np
+from PIL import Image
 
 from onepixel_jax.data import cifar10, imagenet, samples
 from onepixel_jax.data.cifar10 import CIFAR10_CLASSES, default_tarball, load_cifar10
 from onepixel_jax.data.samples import sha256_file
 
-__all__ = ["load", "split_train_val", "NUM_VAL", "VAL_SEED", "draw", "draw_correct", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
+__all__ = ["load", "split_train_val", "NUM_VAL", "VAL_SEED", "draw", "draw_order", "draw_correct",
+           "draw_subset_members", "classify", "load_cifar10", "default_tarball", "CIFAR10_CLASSES", "sha256_file",
            "cifar10", "imagenet", "samples"]
 
 
@@ -69,6 +76,12 @@ def load(source, split: str, model):
   return images, labels
 
 
+def draw_order(num_available: int, seed: int) -> np.ndarray:
+  """int[num_available]: the seeded random order of the dataset's indices
+  that :func:`draw` and :func:`draw_correct` take their images from."""
+  return np.random.default_rng(seed).permutation(num_available)
+
+
 def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
   """int[num_images]: sorted dataset indices drawn at random with ``seed``; all if None."""
   if num_images is None:
@@ -77,7 +90,7 @@ def draw(num_available: int, num_images: int | None, seed: int) -> np.ndarray:
     raise ValueError(f"num_images must be >= 1, got {num_images}")
   if num_images > num_available:
     raise ValueError(f"num_images={num_images} but the data has only {num_available} images")
-  return np.sort(np.random.default_rng(seed).permutation(num_available)[:num_images])
+  return np.sort(draw_order(num_available, seed)[:num_images])
 
 
 def draw_correct(model, images, labels, num_correct: int, seed: int,
@@ -93,7 +106,7 @@ def draw_correct(model, images, labels, num_correct: int, seed: int,
   """
   if num_correct < 1:
     raise ValueError(f"num_correct must be >= 1, got {num_correct}")
-  order = np.random.default_rng(seed).permutation(len(images))
+  order = draw_order(len(images), seed)
   seen, probs, found = [], [], 0
   for s in range(0, len(order), batch):
     chunk = order[s:s + batch]
@@ -125,3 +138,45 @@ def classify(model, images, batch: int = 500) -> np.ndarray:
   if not len(images):
     return np.zeros((0, getattr(model, "num_classes", 0)), np.float32)
   return np.concatenate([np.asarray(predict(images[i:i + batch])) for i in range(0, len(images), batch)])
+
+
+# Stands in for every image a subset leaves out: one mid-grey image, encoded once.
+PLACEHOLDER_GREY = 128
+
+
+def draw_subset_members(path, keep: int, seed: int, split: str = "test") -> list[tuple[str, bytes]]:
+  """A CIFAR-10 tarball's ``split`` cut down to what a seeded draw can reach.
+
+  The ``keep`` first images of :func:`draw_order` ``(N, seed)`` keep their
+  bytes; every other image becomes one constant grey image of the same size.
+  Loaded, the result has the original's length, order and labels, so a run
+  that examines at most ``keep`` images of that order (:func:`draw`,
+  :func:`draw_correct`; the paper presets) attacks exactly the same images.
+  Made to carry a run to a machine with little upload room: the test split
+  at ``keep=200`` is 0.2 MB against the archive's 19 MB.
+
+  Args:
+    path: a CIFAR-10 tarball (``<split>/<class>/<file>`` members).
+    keep: how many images of the seeded order keep their own bytes, >= 1.
+    seed: the draw's seed (the presets' ``seed``).
+    split: the split to keep ("test"); other splits are left out.
+  Returns:
+    ``[(member name, bytes)]`` in the loader's order, names
+    ``<split>/<class>/<file>``.
+  Raises:
+    ValueError with one line: not a tarball, unreadable, or ``keep`` out of
+    range.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ValueError(f"{path} is not a CIFAR-10 tarball")
+  items = cifar10.tarball_items(path, split)
+  if not 1 <= keep <= len(items):
+    raise ValueError(f"keep must be between 1 and the split's {len(items)} images, got {keep}")
+  kept = set(draw_order(len(items), seed)[:keep].tolist())
+  h, w = samples.decode(items[0][2]).shape[:2]
+  buf = io.BytesIO()
+  Image.new("RGB", (w, h), (PLACEHOLDER_GREY,) * 3).save(buf, format="PNG")
+  grey = buf.getvalue()
+  return [(f"{split}/{cifar10.CLASSES[c]}/{name}", b if i in kept else grey)
+          for i, (c, name, b) in enumerate(items)]

@@ -84,7 +84,9 @@ def _split_members(parts: list[str], split: str):
   return None
 
 
-def _read_tarball(path: pathlib.Path, split: str):
+def tarball_items(path: pathlib.Path, split: str) -> list[tuple[int, str, bytes]]:
+  """``[(label, file name, encoded bytes)]`` of a tarball's ``split``, in the
+  loader's order (class-major, then file name): item ``i`` is image ``i``."""
   items = []
   try:
     with tarfile.open(path, "r:*") as tar:
@@ -98,7 +100,11 @@ def _read_tarball(path: pathlib.Path, split: str):
         items.append((_class_index(cls, path), fname, tar.extractfile(m).read()))
   except (tarfile.TarError, EOFError, OSError) as e:
     raise ValueError(f"cannot read CIFAR-10 archive {path}: {e}") from None
-  return _stack(items, f"{path} (split {split!r})")
+  return sorted(items, key=lambda t: (t[0], t[1]))
+
+
+def _read_tarball(path: pathlib.Path, split: str):
+  return _stack(tarball_items(path, split), f"{path} (split {split!r})")
 
 
 def _read_folder(path: pathlib.Path, split: str):
