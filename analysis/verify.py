@@ -13,7 +13,8 @@ with ``--targets`` each other class) the exhaustive grid reference runs first
 by branch and bound over colour boxes (``onepixel_jax.analysis.certify``):
 certified robust, vulnerable (a colour confirmed by the model) or unknown
 (``--budget`` seconds / ``--max_boxes`` boxes per image). A network whose cone
-costs more than ``verify.MAX_BOX_MACS`` per box (AllConv) gets the grid
+costs more than ``verify.MAX_BOX_MACS`` per box (AllConv), or that has max
+pooling, which the certifier cannot relax (NiN, VGG16), gets the grid
 reference only: its grid-vulnerable positions, every other one unknown.
 
 Writes ``OUT/verify.jsonl`` (a record per image as it finishes; rerunning
@@ -78,7 +79,8 @@ def main(argv):
 
   def body():
     model = models.load(FLAGS.model, FLAGS.checkpoint)
-    net = certify.from_model(model)
+    no_relaxation = certify.certifiable(model)  # NiN, VGG16: the grid reference alone
+    net = None if no_relaxation else certify.from_model(model)
     images, labels = data.load(FLAGS.data, "test", model)
     ids, probs = data.draw_correct(model, images, labels, FLAGS.num_images, FLAGS.seed)
     ids = ids[probs.argmax(1) == labels[ids]]
@@ -87,6 +89,8 @@ def main(argv):
     if bad:
       raise ValueError(f"{FLAGS.results}: record id {bad[0]} is outside --data={FLAGS.data} ({len(images)} images)")
     if FLAGS.report_positions > 0:
+      if net is None:
+        raise ValueError(f"--report_positions needs the certifier's bounds: {no_relaxation}")
       return _bound_report(model, net, images, labels, ids)
     settings = {k: getattr(FLAGS, k) for k in _SETTINGS}
     settings.update(eps_rel=certify.EPS_REL, weights_sha256=job.weights_sha256(model))
@@ -98,9 +102,10 @@ def main(argv):
     done = {(r["index"], r["target"]) for r in results.read(path)}
     tasks = [(int(i), t) for i in ids for t in
              ([c for c in range(model.num_classes) if c != labels[i]] if FLAGS.targets else [None])]
-    print(f"analysis.verify: {len(tasks)} records ({len(done & set(tasks))} done before); "
-          f"{model.name}: cone {certify.cone_sizes(net)}, "
-          f"{certify.box_macs(net):.1e} multiply-adds per box", flush=True)
+    cost = (f"grid reference only ({no_relaxation})" if net is None else
+            f"cone {certify.cone_sizes(net)}, {certify.box_macs(net):.1e} multiply-adds per box")
+    print(f"analysis.verify: {len(tasks)} records ({len(done & set(tasks))} done before); {model.name}: {cost}",
+          flush=True)
     for i, t in tasks:
       if (i, t) in done:
         continue

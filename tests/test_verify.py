@@ -79,3 +79,20 @@ def test_entry_point_records_resumes_and_refuses_other_settings(tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("analysis.verify: error:") and "max_boxes differ" in last, proc.stderr[-1500:]
   assert (out / "verify.jsonl").read_text() == before
+
+
+def test_networks_with_max_pooling_get_the_grid_reference_alone():
+  # NiN and VGG16 have max pooling, which the certifier cannot relax; verify.record(net=None) then
+  # decides exactly what a skipped certifier (max_boxes=0) decides: the grid's positions, the rest unknown.
+  assert "max pooling" in certify.certifiable(models.load("nin"))
+  model = models.load("convsmall")
+  assert certify.certifiable(model) is None
+  images, labels = data.load("samples", "test", model)
+  ids, probs = data.draw_correct(model, images, labels, 1, 0)
+  i = int(ids[probs.argmax(1) == labels[ids]][0])
+  alone = verify.record(model, None, images[i], int(labels[i]), i)
+  skipped = verify.record(model, certify.from_model(model), images[i], int(labels[i]), i, max_boxes=0)
+  assert alone["map"] == skipped["map"] and alone["verdict"] == skipped["verdict"] == "vulnerable"
+  assert alone["boxes"] == 0 and alone["certified"] == 0 and alone["exhausted"]
+  assert alone["vulnerable"] > 0 and alone["vulnerable"] + alone["unknown"] == 1024
+  assert alone["certifier"] == "skipped: no relaxation for the network's max pooling"

@@ -194,6 +194,16 @@ def from_model(model) -> Network:
   return network(layers, model.variables, tuple(model.input_size))
 
 
+def certifiable(model) -> str | None:
+  """None if :func:`from_model` can relax ``model``, else the one-line reason
+  (NiN and VGG16: max pooling)."""
+  try:
+    from_model(model)
+  except ValueError as e:
+    return str(e).splitlines()[0]
+  return None
+
+
 def cone_sizes(net: Network) -> list[int]:
   """Neurons of a pixel's cone per layer (the sizes of the matrices bounded)."""
   return [layer.size for layer in net.layers]
@@ -530,12 +540,15 @@ def _succeeds(predict, image, label, target, pos, colours) -> np.ndarray:
   return pred == target if target >= 0 else pred != label
 
 
-def certify(net: Network, predict: Callable, image, label: int, target: int = -1, box=None, seeds=None,
+def certify(net: Network | None, predict: Callable, image, label: int, target: int = -1, box=None, seeds=None,
             max_boxes: int = 1_000_000, max_seconds: float | None = None, batch: int = 512) -> Certificate:
   """Branch and bound over colour boxes at every position of one image.
 
   Args:
-    net: :func:`network` / :func:`from_model`.
+    net: :func:`network` / :func:`from_model`; None for a network with no
+      relaxation here (max pooling): no box is bounded, so only the seeds
+      are decided (vulnerable once ``predict`` confirms them), every other
+      position stays UNKNOWN, as with ``max_boxes=0``.
     predict: the model's ``uint8[n, H, W, 3] -> float[n, C]`` (``Model.predict``):
       confirms every vulnerable colour and decides single colours near a tie.
     image: uint8[H, W, 3]; label: its (correctly predicted) class.
@@ -552,15 +565,18 @@ def certify(net: Network, predict: Callable, image, label: int, target: int = -1
   t0 = time.time()
   image = np.asarray(image, np.uint8)
   h, w = image.shape[:2]
-  if (h, w) != tuple(net.input_hw):
+  if net is not None and (h, w) != tuple(net.input_hw):
     raise ValueError(f"image is {h}x{w} but the network takes {net.input_hw}")
   lo0, hi0 = (np.zeros(3, np.int64), np.full(3, 255, np.int64)) if box is None else map(np.asarray, box)
   if target >= 0 and target == label:
     raise ValueError(f"target {target} is the label; a targeted certificate needs another class")
   if not (np.all(0 <= lo0) and np.all(lo0 <= hi0) and np.all(hi0 <= 255)):
     raise ValueError(f"box must satisfy 0 <= lo <= hi <= 255 per channel, got {lo0}, {hi0}")
-  acts = clean_activations(net, image)
-  tol = float(EPS_REL * (1 + jnp.max(jnp.abs(acts[-1]))))
+  if net is None:
+    max_boxes = 0
+  else:
+    acts = clean_activations(net, image)
+    tol = float(EPS_REL * (1 + jnp.max(jnp.abs(acts[-1]))))
   status = np.full((h, w), UNKNOWN, np.int8)
   colour = np.full((h, w, 3), -1, np.int32)
   nboxes = np.zeros((h, w), np.int32)
@@ -581,7 +597,8 @@ def certify(net: Network, predict: Callable, image, label: int, target: int = -1
   q_pos = np.stack([rr, cc], 1).astype(np.int32)
   q_lo = np.repeat(lo0[None], len(q_pos), 0).astype(np.int32)
   q_hi = np.repeat(hi0[None], len(q_pos), 0).astype(np.int32)
-  fn = functools.partial(bound_boxes, net.layers, net.params, acts, jnp.asarray(image), label, target, tol)
+  fn = None if net is None else functools.partial(bound_boxes, net.layers, net.params, acts, jnp.asarray(image),
+                                                  label, target, tol)
   used, exhausted = 0, False
   while len(q_pos):
     keep = status[q_pos[:, 0], q_pos[:, 1]] != VULNERABLE
